@@ -1,0 +1,32 @@
+// One build script, one entry per bundle. Type checking is `tsc --noEmit`, separately.
+import * as esbuild from 'esbuild';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+
+/** @type {import('esbuild').BuildOptions} */
+const node = {
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    format: 'cjs',
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+    // Langium and its dependencies are ESM; bundling them into CommonJS keeps every bundle self-contained.
+    mainFields: ['module', 'main']
+};
+
+const bundles = [
+    { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, external: ['vscode'] },
+    { ...node, entryPoints: { 'language-server': 'language-server/src/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } },
+    { ...node, entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }
+];
+
+if (watch) {
+    const contexts = await Promise.all(bundles.map(b => esbuild.context(b)));
+    await Promise.all(contexts.map(c => c.watch()));
+    console.log('watching…');
+} else {
+    await Promise.all(bundles.map(b => esbuild.build(b)));
+}

@@ -1,0 +1,63 @@
+/**
+ * The combined module: one shared set of services and the two languages registered
+ * on it. The twin and agent languages share one AST (see `grammar/aimatrix.langium`),
+ * so they share the scoping, validation and editor services; each language module
+ * only adds what differs.
+ */
+import { inject, type Module } from 'langium';
+import {
+    createDefaultModule, createDefaultSharedModule, type DefaultSharedModuleContext,
+    type LangiumServices, type LangiumSharedServices, type PartialLangiumServices
+} from 'langium/lsp';
+import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
+import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
+import { AiMatrixScopeComputation } from './aimatrix-scope-computation.js';
+import { AiMatrixScopeProvider } from './aimatrix-scope-provider.js';
+import { AiMatrixValidator, registerValidationChecks } from './aimatrix-validator.js';
+import { registerLspServices } from './lsp-services.js';
+
+export type AiMatrixAddedServices = {
+    validation: {
+        AiMatrixValidator: AiMatrixValidator
+    }
+};
+
+export type AiMatrixServices = LangiumServices & AiMatrixAddedServices;
+
+/** Services common to both languages. */
+export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & AiMatrixAddedServices> = {
+    references: {
+        ScopeComputation: services => new AiMatrixScopeComputation(services),
+        ScopeProvider: services => new AiMatrixScopeProvider(services)
+    },
+    validation: {
+        AiMatrixValidator: services => new AiMatrixValidator(services),
+        DocumentValidator: services => new AiMatrixDocumentValidator(services)
+    },
+    ...registerLspServices()
+};
+
+export interface AiMatrixLanguages {
+    shared: LangiumSharedServices;
+    twin: AiMatrixServices;
+    agent: AiMatrixServices;
+}
+
+/**
+ * Creates the services of both languages. With a `connection` they serve LSP; without
+ * one (the CLI, the runtime, tests) they parse, link and validate files on their own.
+ */
+export function createAiMatrixServices(context: DefaultSharedModuleContext): AiMatrixLanguages {
+    const shared = inject(createDefaultSharedModule(context), AiMatrixGeneratedSharedModule);
+    const twin = inject(createDefaultModule({ shared }), TwinLanguageGeneratedModule, AiMatrixModule);
+    const agent = inject(createDefaultModule({ shared }), AgentLanguageGeneratedModule, AiMatrixModule);
+    shared.ServiceRegistry.register(twin);
+    shared.ServiceRegistry.register(agent);
+    registerValidationChecks(twin);
+    registerValidationChecks(agent);
+    if (!context.connection) {
+        // Without a client nothing sends a configuration: mark it ready so that builds can run.
+        shared.workspace.ConfigurationProvider.initialized({});
+    }
+    return { shared, twin, agent };
+}
