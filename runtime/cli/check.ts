@@ -10,6 +10,12 @@ export function registerCheck(program: Command, setExitCode: (code: number) => v
         .description('check .twin and .agent files (default: the current folder) and print their diagnostics')
         .argument('[paths...]', 'files or folders to check', ['.'])
         .option('--json', 'print one JSON document: {"diagnostics":[…],"errors":N,"warnings":N}')
+        .addHelpText('after', [
+            '',
+            'Each diagnostic is printed as `file:line:column severity code message` (1-based line and column,',
+            'paths relative to the current folder). A path that cannot be read is reported as a diagnostic.',
+            'Exit status: 1 when there is an error, 2 on a usage error, 0 otherwise.'
+        ].join('\n'))
         .action(async (paths: string[], opts: { json?: boolean }) => {
             const result = await checkPaths(paths);
             if (opts.json) {
@@ -24,6 +30,8 @@ export function registerCheck(program: Command, setExitCode: (code: number) => v
         });
 }
 
+/** One line per diagnostic: a multi-line message (a parser's list of expected tokens) is folded. */
 export function formatDiagnostic(d: CheckDiagnostic): string {
-    return `${d.file}:${d.line}:${d.column} ${d.severity} ${d.code} ${d.message}`;
+    const message = d.message.split(/\r?\n/).map(s => s.trim()).filter(s => s.length > 0).join(' ');
+    return `${d.file}:${d.line}:${d.column} ${d.severity} ${d.code} ${message}`;
 }
