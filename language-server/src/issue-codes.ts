@@ -15,6 +15,8 @@ export const IssueCodes = {
     UnknownFunction: 'unknown-function',
     UnknownArgument: 'unknown-argument',
     MissingArgument: 'missing-argument',
+    /** An argument of the wrong kind: a resource where a process is expected, a number where a list is. */
+    InvalidArgument: 'invalid-argument',
     // units
     UnknownUnit: 'unknown-unit',
     UnitMismatch: 'unit-mismatch',
