@@ -6,7 +6,8 @@
 // the day of the week (0-6). The weights say what a planner would: the next 8 hours
 // bring about 8 times the hourly order rate, a little more late in the week, and
 // stock already in hand or on order does not change demand.
-// The file is reproducible byte for byte: `node examples/warehouse/models/make-model.cjs`.
+// The file is reproducible byte for byte: `node examples/warehouse/models/make-model.cjs [OUT]`
+// (OUT defaults to demand.onnx next to this script).
 const fs = require('node:fs');
 const path = require('node:path');
 const { onnx } = require('onnx-proto');
@@ -44,7 +45,7 @@ const model = onnx.ModelProto.create({
     graph
 });
 
-const out = path.join(__dirname, 'demand.onnx');
+const out = path.resolve(process.argv[2] ?? path.join(__dirname, 'demand.onnx'));
 const bytes = onnx.ModelProto.encode(model).finish();
 fs.writeFileSync(out, bytes);
 console.log(`wrote ${path.relative(process.cwd(), out)} (${bytes.length} bytes)`);
