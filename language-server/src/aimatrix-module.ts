@@ -14,7 +14,7 @@ import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
 import { AiMatrixScopeComputation } from './aimatrix-scope-computation.js';
 import { AiMatrixScopeProvider } from './aimatrix-scope-provider.js';
 import { AiMatrixValidator, registerValidationChecks } from './aimatrix-validator.js';
-import { registerLspServices } from './lsp-services.js';
+import { AiMatrixSharedLspModule, registerLspServices } from './lsp-services.js';
 
 export type AiMatrixAddedServices = {
     validation: {
@@ -48,7 +48,7 @@ export interface AiMatrixLanguages {
  * one (the CLI, the runtime, tests) they parse, link and validate files on their own.
  */
 export function createAiMatrixServices(context: DefaultSharedModuleContext): AiMatrixLanguages {
-    const shared = inject(createDefaultSharedModule(context), AiMatrixGeneratedSharedModule);
+    const shared = inject(createDefaultSharedModule(context), AiMatrixGeneratedSharedModule, AiMatrixSharedLspModule);
     const twin = inject(createDefaultModule({ shared }), TwinLanguageGeneratedModule, AiMatrixModule);
     const agent = inject(createDefaultModule({ shared }), AgentLanguageGeneratedModule, AiMatrixModule);
     shared.ServiceRegistry.register(twin);
@@ -57,7 +57,7 @@ export function createAiMatrixServices(context: DefaultSharedModuleContext): AiM
     registerValidationChecks(agent);
     if (!context.connection) {
         // Without a client nothing sends a configuration: mark it ready so that builds can run.
-        shared.workspace.ConfigurationProvider.initialized({});
+        void shared.workspace.ConfigurationProvider.initialized({});
     }
     return { shared, twin, agent };
 }
