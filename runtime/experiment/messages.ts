@@ -1,0 +1,65 @@
+/**
+ * The messages between the experiment runner (main thread) and its workers: declared once,
+ * imported by both ends. A worker loads and compiles the model itself, then runs the jobs
+ * (one replication of one point) it is handed, one at a time.
+ */
+import type { SourceLocation } from '../../protocol/index.js';
+import type { Constant } from '../engine/api.js';
+
+/** What a worker is started with. */
+export interface WorkerInit {
+    /** What the worker's loader turns into a compiled model (for the CLI: the file and the experiment). */
+    readonly source: unknown;
+    /** One Int32: non-zero asks the running replication to stop (read through Atomics, since a busy worker reads no message). */
+    readonly stop: SharedArrayBuffer;
+    /** Wall clock origin of the run, microseconds since the epoch: trace wall times count from it. */
+    readonly wallOrigin: number;
+    /** Where the traced job appends its records (JSON Lines), if any job is traced. */
+    readonly traceFile?: string;
+}
+
+export interface Job {
+    readonly point: number;
+    readonly replication: number;
+    readonly seed: number;
+    readonly horizon: number;
+    readonly warmup: number;
+    readonly overrides: Readonly<Record<string, Constant>>;
+    /** Record this job's trace into WorkerInit.traceFile. */
+    readonly trace: boolean;
+}
+
+export type ToWorker =
+    | { readonly type: 'job'; readonly job: Job }
+    | { readonly type: 'close' };
+
+export interface KpiUnit {
+    readonly name: string;
+    readonly unit: string | undefined;
+}
+
+/** Where and when a replication failed, as the worker saw it. */
+export interface FailureInfo {
+    readonly message: string;
+    readonly loc?: SourceLocation;
+    readonly simTime?: number;
+    readonly subject?: string;
+    /** One line: `bank.twin:11:5: at t=42.1 s (Customer#17): negative delay -0.3 s`. */
+    readonly text: string;
+}
+
+export type JobOutcome =
+    | {
+        readonly status: 'completed' | 'stopped';
+        readonly kpis: Readonly<Record<string, number>>;
+        readonly events: number;
+        readonly simTime: number;
+        readonly entities: number;
+    }
+    | { readonly status: 'failed'; readonly error: FailureInfo; readonly events: number };
+
+export type FromWorker =
+    | { readonly type: 'ready'; readonly twin: string; readonly kpis: readonly KpiUnit[] }
+    | { readonly type: 'load-failed'; readonly message: string }
+    | { readonly type: 'progress'; readonly events: number; readonly simTime: number }
+    | { readonly type: 'done'; readonly point: number; readonly replication: number; readonly outcome: JobOutcome };

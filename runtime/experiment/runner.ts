@@ -1,0 +1,238 @@
+/**
+ * Runs the replications of every point of an experiment on worker threads.
+ *
+ * Each worker loads and compiles the model itself, then is handed jobs (one replication
+ * of one point) one at a time as it finishes the last, so a slow point does not hold the
+ * others back. Outcomes are kept by (point, replication), and the seed of a replication is
+ * (experiment seed, replication index): the results do not depend on the number of
+ * workers, and the same replication index across points shares its random numbers
+ * (common random numbers).
+ */
+import * as os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { Constant } from '../engine/api.js';
+import type { FromWorker, Job, JobOutcome, KpiUnit, ToWorker, WorkerInit } from './messages.js';
+
+export interface RunnerPlan {
+    readonly points: ReadonlyArray<{ readonly overrides: Readonly<Record<string, Constant>> }>;
+    readonly replications: number;
+    readonly seed: number;
+    /** Seconds; Infinity: until no event is left. */
+    readonly horizon: number;
+    readonly warmup: number;
+}
+
+export interface RunnerOptions {
+    /** The worker script (a CommonJS file that calls `startWorker`); `dist/worker.cjs` in the bundle. */
+    readonly workerEntry: string;
+    /** Handed to each worker's loader. */
+    readonly source: unknown;
+    readonly plan: RunnerPlan;
+    /** Worker threads (default: the number of cores, at most one per job). */
+    readonly workers?: number;
+    /** Trace one job into this file (JSON Lines appended after a header the caller wrote). */
+    readonly trace?: { readonly file: string; readonly point: number; readonly replication: number };
+    /** Wall clock origin of the run, µs since the epoch (default: now). */
+    readonly wallOrigin?: number;
+    readonly onProgress?: (progress: Progress) => void;
+}
+
+export interface Progress {
+    readonly done: number;
+    readonly total: number;
+    readonly failed: number;
+    /** Events processed so far, finished and running replications together. */
+    readonly events: number;
+    readonly eventsPerSecond: number;
+    /** Seconds left, estimated; undefined until there is something to estimate from. */
+    readonly etaSeconds: number | undefined;
+    readonly elapsedMs: number;
+}
+
+export interface RunnerResult {
+    /** completed: every job completed; stopped: asked to stop first; failed: some replication failed (or a worker died). */
+    readonly state: 'completed' | 'stopped' | 'failed';
+    readonly twin: string;
+    readonly kpis: readonly KpiUnit[];
+    /** outcomes[point][replication]; undefined for a job that never ran. */
+    readonly outcomes: ReadonlyArray<ReadonlyArray<JobOutcome | undefined>>;
+    /** Events of the replications that ran to their end. */
+    readonly events: number;
+    readonly wallMs: number;
+}
+
+export interface RunHandle {
+    readonly result: Promise<RunnerResult>;
+    /** Asks every running replication to stop at its next check, and hands out no more jobs. */
+    stop(): void;
+    /** Ends the workers now; what was finished is kept. */
+    kill(): void;
+}
+
+/** A model that could not be loaded in a worker (its files, its compilation). */
+export class ModelLoadError extends Error {
+    constructor(message: string) {
+        super(message);
+        this.name = 'ModelLoadError';
+    }
+}
+
+export function runExperiment(options: RunnerOptions): RunHandle {
+    const { plan } = options;
+    const started = performance.now();
+    const jobs: Job[] = [];
+    for (let point = 0; point < plan.points.length; point++) {
+        for (let replication = 0; replication < plan.replications; replication++) {
+            jobs.push({
+                point, replication, seed: plan.seed, horizon: plan.horizon, warmup: plan.warmup,
+                overrides: plan.points[point].overrides,
+                trace: options.trace !== undefined && options.trace.point === point && options.trace.replication === replication
+            });
+        }
+    }
+    const total = jobs.length;
+    const outcomes: Array<Array<JobOutcome | undefined>> = plan.points.map(() => new Array<JobOutcome | undefined>(plan.replications).fill(undefined));
+    const stopBuffer = new SharedArrayBuffer(4);
+    const stopFlag = new Int32Array(stopBuffer);
+    const init: WorkerInit = {
+        source: options.source,
+        stop: stopBuffer,
+        wallOrigin: options.wallOrigin ?? Math.round((performance.timeOrigin + performance.now()) * 1000),
+        traceFile: options.trace?.file
+    };
+    const count = Math.max(1, Math.min(options.workers ?? os.availableParallelism(), total));
+
+    let next = 0;
+    let done = 0;
+    let failed = 0;
+    let finishedEvents = 0;
+    let liveEvents = 0;
+    let stopping = false;
+    let twin: string | undefined;
+    let kpis: readonly KpiUnit[] = [];
+    let loadError: string | undefined;
+    let workerDied = false;
+    let lastProgress = 0;
+
+    let settle!: (r: RunnerResult) => void;
+    let fail!: (e: Error) => void;
+    const result = new Promise<RunnerResult>((resolve, reject) => { settle = resolve; fail = reject; });
+
+    const workers = new Set<Worker>();
+    const current = new Map<Worker, Job | undefined>();
+
+    const report = (force: boolean): void => {
+        if (!options.onProgress) return;
+        const now = performance.now();
+        if (!force && now - lastProgress < 100) return;
+        lastProgress = now;
+        const elapsedMs = now - started;
+        const events = finishedEvents + liveEvents;
+        const rate = elapsedMs > 0 ? events / (elapsedMs / 1000) : 0;
+        const etaSeconds = done > 0 && done < total ? (elapsedMs / 1000) / done * (total - done) : done === total ? 0 : undefined;
+        options.onProgress({ done, total, failed, events, eventsPerSecond: rate, etaSeconds, elapsedMs });
+    };
+
+    const hand = (worker: Worker): void => {
+        if (stopping || next >= jobs.length || loadError !== undefined) {
+            current.set(worker, undefined);
+            closeIfIdle();
+            return;
+        }
+        const job = jobs[next++];
+        current.set(worker, job);
+        worker.postMessage({ type: 'job', job } satisfies ToWorker);
+    };
+
+    const closeIfIdle = (): void => {
+        for (const job of current.values()) if (job !== undefined) return;
+        if (workers.size > 0 && [...workers].some(w => !current.has(w))) return; // a worker still loading
+        finish();
+    };
+
+    let finished = false;
+    const finish = (): void => {
+        if (finished) return;
+        finished = true;
+        for (const w of workers) void w.terminate();
+        workers.clear();
+        report(true);
+        if (loadError !== undefined) {
+            fail(new ModelLoadError(loadError));
+            return;
+        }
+        const state = failed > 0 || workerDied || (!stopping && done < total) ? 'failed' : stopping && done < total ? 'stopped' : 'completed';
+        settle({ state, twin: twin ?? '', kpis, outcomes, events: finishedEvents, wallMs: performance.now() - started });
+    };
+
+    for (let i = 0; i < count; i++) {
+        const worker = new Worker(options.workerEntry, { workerData: init });
+        workers.add(worker);
+        worker.on('message', (message: FromWorker) => {
+            switch (message.type) {
+                case 'ready':
+                    twin ??= message.twin;
+                    if (kpis.length === 0) kpis = message.kpis;
+                    hand(worker);
+                    break;
+                case 'load-failed':
+                    loadError ??= message.message;
+                    finish();
+                    break;
+                case 'progress':
+                    liveEvents += message.events;
+                    report(false);
+                    break;
+                case 'done': {
+                    outcomes[message.point][message.replication] = message.outcome;
+                    if (message.outcome.status === 'completed') {
+                        done++;
+                        finishedEvents += message.outcome.events;
+                    } else if (message.outcome.status === 'failed') {
+                        done++;
+                        failed++;
+                    }
+                    liveEvents = Math.max(0, liveEvents - message.outcome.events);
+                    report(true);
+                    hand(worker);
+                    break;
+                }
+            }
+        });
+        worker.on('error', error => {
+            const job = current.get(worker);
+            if (job) {
+                outcomes[job.point][job.replication] = {
+                    status: 'failed', events: 0,
+                    error: { message: `worker crashed: ${error.message}`, text: `internal error: worker crashed: ${error.message}` }
+                };
+                done++;
+                failed++;
+            } else if (twin === undefined) {
+                loadError ??= `worker crashed while loading the model: ${error.message}`;
+            }
+            workerDied = true;
+        });
+        worker.on('exit', () => {
+            if (finished) return;
+            workers.delete(worker);
+            current.delete(worker);
+            if (workers.size === 0) finish();
+            else if (loadError === undefined) closeIfIdle();
+        });
+    }
+
+    return {
+        result,
+        stop() {
+            stopping = true;
+            Atomics.store(stopFlag, 0, 1);
+            closeIfIdle();
+        },
+        kill() {
+            stopping = true;
+            Atomics.store(stopFlag, 0, 1);
+            finish();
+        }
+    };
+}

@@ -1,0 +1,108 @@
+/**
+ * The body of an experiment worker thread: load and compile the model once (through the
+ * loader it is given), then run the jobs it is handed, one replication at a time, and
+ * post each outcome back. A failure inside a replication ends that replication only.
+ */
+import * as fs from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+import type { CompiledModel } from '../engine/api.js';
+import { JsonlTraceWriter } from '../trace/jsonl.js';
+import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
+
+export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
+
+/** Progress is posted at most this often (ms) while a replication runs. */
+const PROGRESS_EVERY_MS = 100;
+
+export function startWorker(load: ModelLoader): void {
+    const port = parentPort;
+    if (!port) throw new Error('the experiment worker must run in a worker thread');
+    const init = workerData as WorkerInit;
+    const stop = new Int32Array(init.stop);
+    const post = (message: FromWorker): void => port.postMessage(message);
+
+    let model: CompiledModel | undefined;
+    const pending: Job[] = [];
+    let loaded = false;
+
+    const wallClock = (): number => performance.timeOrigin * 1000 + performance.now() * 1000 - init.wallOrigin;
+
+    const runJob = (m: CompiledModel, job: Job): JobOutcome => {
+        let lastPost = performance.now();
+        let lastEvents = 0;
+        let events = 0;
+        let trace: JsonlTraceWriter | undefined;
+        if (job.trace && init.traceFile) trace = new JsonlTraceWriter(fs.openSync(init.traceFile, 'a'));
+        try {
+            const result = m.runReplication({
+                seed: job.seed,
+                replication: job.replication,
+                horizon: job.horizon,
+                warmup: job.warmup,
+                overrides: job.overrides,
+                trace,
+                wallClock,
+                onProgress: (simTime, n) => {
+                    events = n;
+                    const now = performance.now();
+                    if (now - lastPost >= PROGRESS_EVERY_MS) {
+                        post({ type: 'progress', events: n - lastEvents, simTime });
+                        lastEvents = n;
+                        lastPost = now;
+                    }
+                },
+                shouldStop: () => Atomics.load(stop, 0) !== 0
+            });
+            if (result.events > lastEvents) post({ type: 'progress', events: result.events - lastEvents, simTime: result.simTime });
+            return { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities };
+        } catch (error) {
+            return { status: 'failed', error: describeFailure(error), events };
+        } finally {
+            trace?.close();
+        }
+    };
+
+    const drain = (): void => {
+        if (!model) return;
+        while (pending.length > 0) {
+            const job = pending.shift()!;
+            const outcome = runJob(model, job);
+            post({ type: 'done', point: job.point, replication: job.replication, outcome });
+        }
+    };
+
+    port.on('message', (message: ToWorker) => {
+        if (message.type === 'close') {
+            port.close();
+            return;
+        }
+        pending.push(message.job);
+        if (loaded) drain();
+    });
+
+    load(init.source).then(
+        m => {
+            model = m;
+            loaded = true;
+            post({ type: 'ready', twin: m.twin, kpis: m.kpis.map(k => ({ name: k.name, unit: k.unit })) });
+            drain();
+        },
+        (error: unknown) => {
+            post({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
+        }
+    );
+}
+
+/**
+ * A SimulationError says where, when and who; anything else is an internal error. Checked
+ * by shape, not `instanceof`: a model compiled in another bundle has its own class.
+ */
+export function describeFailure(error: unknown): FailureInfo {
+    if (error instanceof Error && error.name === 'SimulationError') {
+        const e = error as Error & { loc?: FailureInfo['loc']; simTime?: number; subject?: string; describe?: () => string };
+        const text = typeof e.describe === 'function' ? e.describe() : e.message;
+        return { message: e.message, loc: e.loc, simTime: e.simTime, subject: e.subject, text };
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    return { message, text: `internal error: ${message}` };
+}

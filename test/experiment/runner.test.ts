@@ -1,0 +1,101 @@
+/**
+ * The experiment runner on real worker threads, with the fake model: results keyed by
+ * (point, replication) whatever the number of workers, common random numbers across
+ * points, cancellation that keeps what was finished, and a failing replication that
+ * loses nothing else.
+ */
+import * as fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runExperiment, ModelLoadError, type RunnerPlan } from '../../runtime/experiment/runner.js';
+import { createFakeModel } from './fake-model.js';
+import { buildFakeWorker } from './support.js';
+
+let entry: string;
+beforeAll(async () => { entry = await buildFakeWorker(); });
+afterAll(() => { fs.rmSync(entry, { force: true }); });
+
+function plan(overrides: Array<Record<string, number>>, replications: number, seed = 7): RunnerPlan {
+    return { points: overrides.map(o => ({ overrides: o })), replications, seed, horizon: Infinity, warmup: 0 };
+}
+
+describe('runExperiment', () => {
+    it('gives identical outcomes with 1 and 3 workers, equal to running the model in-process', async () => {
+        const p = plan([{ mean: 60 }, { mean: 120 }], 5);
+        const one = await runExperiment({ workerEntry: entry, source: {}, plan: p, workers: 1 }).result;
+        const three = await runExperiment({ workerEntry: entry, source: {}, plan: p, workers: 3 }).result;
+        expect(one.state).toBe('completed');
+        expect(one.twin).toBe('Fake');
+        expect(one.kpis).toEqual([{ name: 'value', unit: 'min' }, { name: 'count', unit: undefined }]);
+        expect(three.outcomes).toEqual(one.outcomes);
+        expect(three.events).toBe(one.events);
+        expect(one.events).toBe(2 * 5 * 2000);
+        const model = createFakeModel({});
+        for (let r = 0; r < 5; r++) {
+            const direct = model.runReplication({ seed: 7, replication: r, horizon: Infinity, warmup: 0, overrides: { mean: 120 } });
+            expect(one.outcomes[1][r]).toEqual({ status: 'completed', kpis: direct.kpis, events: direct.events, simTime: direct.simTime, entities: direct.entities });
+        }
+        // Common random numbers: replication r of both points uses the same stream, so the values scale exactly with the mean.
+        for (let r = 0; r < 5; r++) {
+            const a = one.outcomes[0][r]!;
+            const b = one.outcomes[1][r]!;
+            if (a.status !== 'completed' || b.status !== 'completed') throw new Error('not completed');
+            expect(b.kpis.value / a.kpis.value).toBeCloseTo(2, 10);
+        }
+        // Different replications differ.
+        const values = one.outcomes[0].map(o => o?.status === 'completed' ? o.kpis.value : NaN);
+        expect(new Set(values).size).toBe(5);
+    });
+
+    it('reports progress up to the total', async () => {
+        const seen: number[] = [];
+        const r = await runExperiment({ workerEntry: entry, source: {}, plan: plan([{}], 4), workers: 2, onProgress: p => seen.push(p.done) }).result;
+        expect(r.state).toBe('completed');
+        expect(seen.at(-1)).toBe(4);
+        expect([...seen].sort((a, b) => a - b)).toEqual(seen);
+    });
+
+    it('keeps the other replications when one fails, with where, when and who', async () => {
+        const r = await runExperiment({ workerEntry: entry, source: {}, plan: plan([{ failReplication: 2 }], 4), workers: 2 }).result;
+        expect(r.state).toBe('failed');
+        const failed = r.outcomes[0][2]!;
+        expect(failed.status).toBe('failed');
+        if (failed.status !== 'failed') return;
+        expect(failed.error.loc).toEqual({ file: 'fake.twin', line: 11, column: 5 });
+        expect(failed.error.subject).toBe('Job#10');
+        expect(failed.error.text).toMatch(/^fake\.twin:11:5: at t=[\d.]+ s \(Job#10\): negative delay/);
+        for (const i of [0, 1, 3]) expect(r.outcomes[0][i]?.status).toBe('completed');
+    });
+
+    it('stops on request: running replications end, no new ones start, finished ones are kept', async () => {
+        let handle: ReturnType<typeof runExperiment> | undefined = undefined;
+        let asked = false;
+        handle = runExperiment({
+            workerEntry: entry, source: {}, plan: plan([{ steps: 1e12 }, { steps: 1000 }], 3), workers: 2,
+            onProgress: p => {
+                // Stop once the long replications are under way.
+                if (!asked && p.events > 20_000) { asked = true; handle?.stop(); }
+            }
+        });
+        const r = await handle.result;
+        expect(asked).toBe(true);
+        expect(r.state).toBe('stopped');
+        const all = r.outcomes.flat();
+        // The two running replications stopped; the ones never started are absent.
+        expect(all.filter(o => o?.status === 'stopped').length).toBe(2);
+        expect(all.filter(o => o === undefined).length).toBe(4);
+    });
+
+    it('rejects with the loader message when the model cannot be loaded', async () => {
+        const failing = entry.replace(/\.cjs$/, '-fail.cjs');
+        fs.writeFileSync(failing, [
+            `const { parentPort } = require('node:worker_threads');`,
+            `parentPort.postMessage({ type: 'load-failed', message: 'bank.twin has 2 errors' });`
+        ].join('\n'));
+        try {
+            await expect(runExperiment({ workerEntry: failing, source: {}, plan: plan([{}], 2), workers: 2 }).result)
+                .rejects.toThrow(new ModelLoadError('bank.twin has 2 errors'));
+        } finally {
+            fs.rmSync(failing, { force: true });
+        }
+    });
+});

@@ -1,0 +1,14 @@
+/** Bundles the fake-model worker once per test file (esbuild, a few milliseconds). */
+import * as path from 'node:path';
+import * as esbuild from 'esbuild';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+
+export async function buildFakeWorker(): Promise<string> {
+    const outfile = path.join(ROOT, 'test', '.work', `fake-worker-${process.pid}.cjs`);
+    await esbuild.build({
+        entryPoints: [path.join(ROOT, 'test', 'experiment', 'fake-worker.ts')],
+        bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile, logLevel: 'warning'
+    });
+    return outfile;
+}
