@@ -18,4 +18,7 @@ process.on('unhandledRejection', reason => {
 });
 
 const { shared } = createAiMatrixServices({ connection, ...NodeFileSystem });
+// Validate every file of the workspace when it opens (Langium only parses and links them by
+// default), so that the editor lists the same problems as `aimatrix check` before a file is opened.
+shared.workspace.WorkspaceManager.initialBuildOptions = { validation: true };
 startLanguageServer(shared);
