@@ -275,18 +275,33 @@ function allRules(grammar: TmGrammar): TmRule[] {
     return out;
 }
 
-/** Scopes that a grammar gives to a whole word, by trying every `match` rule on it. */
-function scopesOfWord(grammar: TmGrammar, word: string): string[] {
+/**
+ * The scopes a grammar's `match` rules give to `word` where it occurs in `text` (a rule's
+ * own name when it matches exactly the word, or the name of a capture that is the word).
+ * Patterns are tried one by one, not in TextMate's order: this tells whether some rule
+ * scopes the word, which is what a missing keyword would lack.
+ */
+function scopesOfWord(grammar: TmGrammar, word: string, text = ` ${word} `): string[] {
     const scopes: string[] = [];
     for (const rule of allRules(grammar)) {
         if (!rule.match) continue;
         const re = new RegExp(rule.match, 'g');
-        for (let m = re.exec(` ${word} `); m; m = re.exec(` ${word} `)) {
+        for (let m = re.exec(text); m; m = re.exec(text)) {
             if (m[0] === word && rule.name) scopes.push(rule.name);
+            for (const [index, capture] of Object.entries(rule.captures ?? {})) {
+                if (m[Number(index)] === word && capture.name) scopes.push(capture.name);
+            }
             if (m[0].length === 0) re.lastIndex++;
         }
     }
     return scopes;
+}
+
+/** Where a keyword is tried: units after a number, `per` in a rate, others on their own. */
+function keywordContext(keyword: string, units: readonly string[]): string {
+    if (units.includes(keyword)) return ` 2 ${keyword} `;
+    if (keyword === 'per') return ' 30 per h ';
+    return ` ${keyword} `;
 }
 
 describe('TextMate grammars', () => {
@@ -309,18 +324,26 @@ describe('TextMate grammars', () => {
 
         it(`${contribution.path} highlights every keyword and every built-in`, () => {
             const unscoped: string[] = [];
+            const units = keywordsOfRule('TimeUnit');
             for (const keyword of grammarKeywords()) {
                 if (!/^[a-z]/.test(keyword)) continue;
-                const scopes = scopesOfWord(tm(), keyword);
+                const scopes = scopesOfWord(tm(), keyword, keywordContext(keyword, units));
                 if (!scopes.some(s => /^(keyword|storage|constant|support|entity)\./.test(s))) unscoped.push(keyword);
             }
             expect(unscoped).toEqual([]);
             for (const builtin of BUILTINS) {
-                expect(scopesOfWord(tm(), builtin.name).some(s => s.startsWith('support.function')), builtin.name).toBe(true);
+                expect(scopesOfWord(tm(), builtin.name, ` ${builtin.name}(x) `).some(s => s.startsWith('support.function')), builtin.name).toBe(true);
             }
-            expect(scopesOfWord(tm(), 'process').some(s => s.startsWith('storage.type')) ||
-                scopesOfWord(tm(), 'agent').some(s => s.startsWith('storage.type'))).toBe(true);
-            expect(scopesOfWord(tm(), 'if').some(s => s.startsWith('keyword.control'))).toBe(true);
+            // declarations and control flow are told apart
+            for (const declaration of ['twin', 'process', 'stock', 'agent', 'system', 'model']) {
+                expect(scopesOfWord(tm(), declaration).some(s => s.startsWith('storage.type')), declaration).toBe(true);
+            }
+            for (const control of ['if', 'else', 'when', 'branch', 'route', 'every', 'on']) {
+                expect(scopesOfWord(tm(), control).some(s => s.startsWith('keyword.control')), control).toBe(true);
+            }
+            expect(scopesOfWord(tm(), 'Serve', ' process Serve for Customer ').some(s => s.startsWith('entity.name'))).toBe(true);
+            expect(scopesOfWord(tm(), 'tellers', ' param tellers = 3 ').some(s => s.startsWith('entity.name'))).toBe(true);
+            expect(scopesOfWord(tm(), '+=', ' set x += 1 ').some(s => s.startsWith('keyword.operator'))).toBe(true);
         });
 
         it(`${contribution.path} scopes comments, strings, quantities with units and declared names`, () => {
@@ -390,7 +413,7 @@ function expandSnippet(body: string | string[]): string {
 }
 
 const SNIPPET_CONTEXTS: Record<Language, ((s: string) => string)[]> = {
-    twin: [s => s, s => `twin T {\n${s}\n}`, s => `twin T {\n process P for E {\n${s}\n }\n}`],
+    twin: [s => s, s => `twin T {\n${s}\n}`, s => `twin T {\n process P for E {\n${s}\n }\n}`, s => `experiment X for T {\n${s}\n}`],
     agent: [s => s, s => `system S {\n${s}\n}`, s => `system S {\n agent A {\n${s}\n }\n}`,
         s => `system S {\n agent A {\n every 1 s {\n${s}\n }\n }\n}`]
 };
@@ -460,44 +483,56 @@ describe('the warehouse demand-forecast model', () => {
         return path.resolve(path.dirname(agentFile), file!.path);
     }
 
+    /** The decoded graph, with the parts the tests read made non-optional (a missing part fails here). */
+    function graphOf(model: ast.Model): {
+        nodes: onnx.INodeProto[]; initializers: onnx.ITensorProto[]; inputs: onnx.IValueInfoProto[]; outputs: onnx.IValueInfoProto[]; opsets: number;
+    } {
+        const decoded = onnx.ModelProto.decode(fs.readFileSync(modelPath(model)));
+        const graph = decoded.graph;
+        expect(graph, 'the model has a graph').toBeTruthy();
+        return {
+            nodes: graph?.node ?? [], initializers: graph?.initializer ?? [], inputs: graph?.input ?? [],
+            outputs: graph?.output ?? [], opsets: decoded.opsetImport?.length ?? 0
+        };
+    }
+
     it('is a valid ONNX model whose inputs and outputs are those declared', () => {
         const model = declaredModel();
-        const decoded = onnx.ModelProto.decode(fs.readFileSync(modelPath(model)));
-        const graph = decoded.graph!;
-        expect(graph.node.length).toBeGreaterThan(0);
-        expect(decoded.opsetImport.length).toBeGreaterThan(0);
+        const graph = graphOf(model);
+        expect(graph.nodes.length).toBeGreaterThan(0);
+        expect(graph.opsets).toBeGreaterThan(0);
 
-        const initializers = new Set(graph.initializer.map(t => t.name));
-        const graphInputs = graph.input.filter(i => !initializers.has(i.name));
+        const initializers = new Set(graph.initializers.map(t => t.name));
+        const graphInputs = graph.inputs.filter(i => !initializers.has(i.name));
         const tensors = model.settings.filter(ast.isTensorSpec);
         for (const kind of ['input', 'output'] as const) {
             const declared = tensors.filter(t => t.kind === kind);
-            const actual = kind === 'input' ? graphInputs : graph.output;
+            const actual = kind === 'input' ? graphInputs : graph.outputs;
+            expect(declared.length).toBeGreaterThan(0);
             expect(declared.map(t => t.name).sort()).toEqual(actual.map(v => v.name).sort());
             for (const spec of declared) {
-                const value = actual.find(v => v.name === spec.name)!;
-                const tensorType = value.type!.tensorType!;
-                expect(tensorType.elemType, `${spec.name} element type`).toBe(ELEMENT_TYPES[spec.elementType]);
-                const dims = tensorType.shape!.dim.map(d => d.dimParam ? d.dimParam : Number(d.dimValue));
+                const tensorType = actual.find(v => v.name === spec.name)?.type?.tensorType;
+                expect(tensorType?.elemType, `${spec.name} element type`).toBe(ELEMENT_TYPES[spec.elementType]);
+                const dims = (tensorType?.shape?.dim ?? []).map(d => d.dimParam ? d.dimParam : Number(d.dimValue));
                 expect(dims, `${spec.name} shape`).toEqual(spec.dims.map(d => d.symbol ?? d.size));
             }
         }
     });
 
     it('computes the documented linear forecast', () => {
-        const decoded = onnx.ModelProto.decode(fs.readFileSync(modelPath(declaredModel())));
-        const graph = decoded.graph!;
-        expect(graph.node.map(n => n.opType)).toEqual(['Gemm']);
-        const values = (name: string): number[] => {
-            const t = graph.initializer.find(i => i.name === name)!;
-            const raw = t.rawData;
+        const graph = graphOf(declaredModel());
+        expect(graph.nodes.map(n => n.opType)).toEqual(['Gemm']);
+        const values = (name: string | undefined): number[] => {
+            const raw = graph.initializers.find(i => i.name === name)?.rawData ?? new Uint8Array();
             return Array.from(new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength)));
         };
-        const [x, w, b] = graph.node[0].input;
+        const [x, w, b] = graph.nodes[0].input ?? [];
         expect(x).toBe('features');
         // demand = 8 × orders per hour + 0.5 × weekday + 2 (examples/warehouse/README.md)
         const W = values(w);
         const B = values(b);
+        expect(W.length).toBe(4);
+        expect(B.length).toBe(1);
         const features = [12, 150, 0, 3];
         const demand = features.reduce((s, f, i) => s + f * W[i], B[0]);
         expect(demand).toBeCloseTo(8 * 12 + 0.5 * 3 + 2, 5);
