@@ -1,0 +1,992 @@
+/**
+ * One replication of a compiled twin: the discrete-event loop, the system-dynamics
+ * integrator and the agents, all on one clock.
+ *
+ * - Events sit in a typed-array heap ordered by (time, insertion sequence).
+ * - Entities are rows of typed arrays (process, instruction index, attributes…), recycled
+ *   through a free list when they leave: memory does not grow with the length of a run.
+ * - A process is a flat list of instructions; an entity runs until it must wait (a delay,
+ *   a busy resource, a condition) and resumes at its instruction index later. Entities a
+ *   release makes ready continue at the same time, in the order they got the resource,
+ *   before the next event.
+ * - Stocks are integrated lazily: whoever reads or changes a stock at an event time first
+ *   advances the integrator to that time (a partial step, then back onto the step grid).
+ *   When processes or agents share the clock, each grid step is also an event, so
+ *   `wait until` and `when` conditions on stocks are re-checked after every step.
+ * - After every event that changed state (a stock, a parameter, an attribute, a resource,
+ *   an agent's state), `wait until` conditions and agents' `when` conditions are re-checked.
+ * - Agent messages are delivered at the time they are sent, after the current event (and
+ *   after every event already scheduled for that time): one delivery event per message.
+ */
+import { SimulationError, type ReplicationResult, type ReplicationSpec, type Constant } from './api.js';
+import type { InstrSpec, Program } from './compile.js';
+import {
+    ARM_OTHERWISE, ARM_PROB, OP_ASSIGN, OP_BRANCH, OP_DELAY, OP_DISPOSE, OP_END, OP_JUMP, OP_RELEASE, OP_ROUTE, OP_SEIZE, OP_WAIT
+} from './opcodes.js';
+import * as H from './random.js';
+import { Xoshiro128, type Uniform } from './random.js';
+import { AgentSeries, EntityQueue, EventHeap, QuantileSketch, Tally, TimeWeighted } from './structures.js';
+import type { SourceLocation, TraceSink } from '../../protocol/index.js';
+
+const EV_ARRIVAL = 0, EV_RESUME = 1, EV_SD = 2, EV_TIMER = 3, EV_MSG = 4, EV_WARMUP = 5, EV_HEARTBEAT = 6;
+
+type Fn = (...args: never[]) => unknown;
+type EntityFn = (e: number) => unknown;
+type AgentFn = (a: number, st: unknown[][], msg: unknown) => unknown;
+
+class Instr {
+    readonly op: number;
+    readonly a: number;
+    readonly fn: EntityFn | null;
+    readonly fn2: EntityFn | null;
+    readonly armKinds: Int8Array | null;
+    readonly armFns: (EntityFn | null)[] | null;
+    readonly armTargets: Int32Array | null;
+    readonly end: number;
+    readonly stream: Uniform | null;
+    readonly site: number;
+    constructor(s: InstrSpec, fns: Fn[], streams: Uniform[]) {
+        const f = (i: number) => (i >= 0 ? fns[i] as EntityFn : null);
+        this.op = s.op;
+        this.a = s.a;
+        this.fn = f(s.fn);
+        this.fn2 = f(s.fn2);
+        this.armKinds = s.armKinds ? Int8Array.from(s.armKinds) : null;
+        this.armFns = s.armFns ? s.armFns.map(f) : null;
+        this.armTargets = s.armTargets ? Int32Array.from(s.armTargets) : null;
+        this.end = s.end ?? -1;
+        this.stream = s.stream !== undefined && s.stream >= 0 ? streams[s.stream] : null;
+        this.site = s.site;
+    }
+}
+
+interface Message { channel: number; payload: Record<string, unknown>; from: string; id: number }
+
+const defaultWallClock = () => performance.now() * 1000;
+
+export class Replication {
+    // ---- read by generated code
+    now = 0;
+    readonly P: Constant[];
+    readonly Y: Float64Array;
+    readonly AT: (Float64Array | unknown[])[];
+    readonly streams: Uniform[];
+    readonly fns: Fn[];
+    dirty = true;
+    readonly MW: (Tally | null)[];
+    readonly MT: (Tally | null)[];
+    readonly MQ: TimeWeighted[];
+    readonly MB: TimeWeighted[];
+    readonly MP: TimeWeighted[];
+    readonly ML: (TimeWeighted | null)[];
+
+    // ---- clock and events
+    private readonly heap = new EventHeap(256);
+    private events = 0;
+    private readonly horizon: number;
+    private readonly warmup: number;
+    private warmedUp = false;
+    private statsStart = 0;
+
+    // ---- entities (struct of arrays)
+    private cap = 0;
+    private eProc = new Int32Array(0);
+    private ePc = new Int32Array(0);
+    private eType = new Int32Array(0);
+    private eSerial = new Float64Array(0);
+    private eBorn = new Float64Array(0);
+    private eWait = new Float64Array(0);
+    private eQStart = new Float64Array(0);
+    private eAmt = new Float64Array(0);
+    private eSpan = new Float64Array(0);
+    private eWallBorn = new Float64Array(0);
+    private eStepStart = new Float64Array(0);
+    private eTis: Float64Array[] = [];
+    private free = new Int32Array(0);
+    private freeN = 0;
+    private used = 0;
+    private readonly serials: Float64Array;
+    private created = 0;
+    private readonly tisSlot: Int32Array;
+    private ready = new Int32Array(64);
+    private readyHead = 0;
+    private readyN = 0;
+    private waiters: number[] = [];
+    private curE = -1;
+
+    // ---- processes, resources, sources
+    private readonly codes: Instr[][];
+    private readonly wipCount: Float64Array;
+    private readonly completions: Float64Array;
+    private readonly capacity: Float64Array;
+    private readonly busy: Float64Array;
+    private readonly queues: EntityQueue[];
+    private readonly srcCreated: Float64Array;
+    private readonly srcLimit: Float64Array;
+    private readonly srcUntil: Float64Array;
+    private readonly srcIa: (() => unknown)[];
+    private readonly attrInit: (EntityFn | null)[][];
+
+    // ---- system dynamics
+    private sdT = 0;
+    private sdK = 0;
+    private onGrid = true;
+    private readonly dt: number;
+    private readonly deriv: ((t: number, y: Float64Array, d: Float64Array) => void) | null;
+    private readonly k1: Float64Array;
+    private readonly k2: Float64Array;
+    private readonly k3: Float64Array;
+    private readonly k4: Float64Array;
+    private readonly tmp: Float64Array;
+    private readonly monitoredStocks: Int32Array;
+    private sdSteps = 0;
+    private stockThin = 1;
+
+    // ---- agents
+    private readonly groupStates: unknown[][][];
+    private readonly groupBase: Int32Array;
+    private readonly gidGroup: Int32Array;
+    private readonly gidIndex: Int32Array;
+    private readonly lastWhen: Uint8Array;
+    private readonly maxWhens: number;
+    private readonly hasWhens: boolean;
+    private readonly rr: Int32Array;
+    private readonly groupStrategy: (string | undefined)[];
+    private readonly messages: (Message | undefined)[] = [];
+    private readonly freeMessages: number[] = [];
+    private curG = -1;
+    private curA = -1;
+    private readonly seriesCache = new Map<string, AgentSeries>();
+
+    // ---- tracing
+    private readonly tr: boolean;
+    private readonly sink: TraceSink | undefined;
+    private readonly wallClock: () => number;
+    private readonly wall0: number;
+    private nextId = 1;
+
+    constructor(private readonly program: Program, private readonly spec: ReplicationSpec) {
+        const p = program;
+        this.horizon = spec.horizon;
+        this.warmup = spec.warmup > 0 ? spec.warmup : 0;
+        this.tr = spec.trace?.enabled === true;
+        this.sink = this.tr ? spec.trace : undefined;
+        this.wallClock = spec.wallClock ?? defaultWallClock;
+        this.wall0 = this.wallClock();
+
+        this.streams = p.streamNames.map(name =>
+            p.options.streamOverride?.(name, spec.seed, spec.replication) ?? Xoshiro128.of(spec.seed, spec.replication, name));
+        this.P = new Array<Constant>(p.params.length).fill(0);
+        this.Y = new Float64Array(p.stocks.length);
+        this.AT = p.attrs.map(a => (a.numeric ? new Float64Array(0) : []));
+        this.MW = p.processes.map((_, i) => (p.waitMonitors.has(i) ? new Tally() : null));
+        this.MT = p.processes.map((_, i) => (p.tisMonitors.includes(i) ? new Tally() : null));
+        this.MQ = p.resources.map(() => new TimeWeighted(0, 0));
+        this.MB = p.resources.map(() => new TimeWeighted(0, 0));
+        this.MP = p.processes.map(() => new TimeWeighted(0, 0));
+        this.ML = p.stocks.map((_, i) => (p.stockMonitors.includes(i) ? new TimeWeighted(0, 0) : null));
+        for (const key of p.sketches) {
+            const i = Number(key.slice(1));
+            const m = key[0] === 'W' ? this.MW[i] : key[0] === 'T' ? this.MT[i] : key[0] === 'Q' ? this.MQ[i] : key[0] === 'P' ? this.MP[i] : this.ML[i];
+            if (m) m.sketch = new QuantileSketch();
+        }
+        this.fns = p.factory(this, H);
+
+        // Parameters, with the overrides.
+        const ov: (Constant | undefined)[] = new Array(p.params.length).fill(undefined);
+        for (const [name, value] of Object.entries(spec.overrides ?? {})) {
+            const i = p.params.findIndex(x => x.name === name);
+            if (i < 0) throw new SimulationError(`unknown parameter '${name}' in the overrides`, undefined, 0);
+            ov[i] = value;
+        }
+        (this.fns[p.paramInit] as (ov: unknown[]) => void)(ov);
+
+        // Stocks.
+        p.stocks.forEach((s, i) => { this.Y[i] = Number((this.fns[s.init] as () => unknown)()); });
+        this.ML.forEach((m, i) => { if (m) { m.value = this.Y[i]; m.reset(0); } });
+        this.dt = p.dt;
+        this.deriv = p.deriv >= 0 ? this.fns[p.deriv] as (t: number, y: Float64Array, d: Float64Array) => void : null;
+        const n = p.stocks.length;
+        this.k1 = new Float64Array(n); this.k2 = new Float64Array(n); this.k3 = new Float64Array(n);
+        this.k4 = new Float64Array(n); this.tmp = new Float64Array(n);
+        this.monitoredStocks = Int32Array.from(this.ML.flatMap((m, i) => (m ? [i] : [])));
+
+        // Discrete-event structures.
+        this.codes = p.processes.map(pr => pr.code.map(s => new Instr(s, this.fns, this.streams)));
+        this.wipCount = new Float64Array(p.processes.length);
+        this.completions = new Float64Array(p.processes.length);
+        this.capacity = new Float64Array(p.resources.length);
+        this.busy = new Float64Array(p.resources.length);
+        this.queues = p.resources.map(r => new EntityQueue(r.discipline));
+        p.resources.forEach((r, i) => {
+            const c = Number((this.fns[r.capacity] as () => unknown)());
+            if (!(c >= 0)) throw new SimulationError(`the capacity of '${r.name}' is ${c}: it must be ≥ 0`, r.loc, 0);
+            this.capacity[i] = Math.floor(c);
+        });
+        this.serials = new Float64Array(p.entities.length);
+        this.tisSlot = Int32Array.from(p.processes.map((_, i) => p.tisMonitors.indexOf(i)));
+        this.srcCreated = new Float64Array(p.sources.length);
+        this.srcLimit = Float64Array.from(p.sources.map(s => (s.limit >= 0 ? Number((this.fns[s.limit] as () => unknown)()) : Infinity)));
+        this.srcUntil = Float64Array.from(p.sources.map(s => (s.until >= 0 ? Number((this.fns[s.until] as () => unknown)()) : Infinity)));
+        this.srcIa = p.sources.map(s => this.fns[s.interarrival] as () => unknown);
+        this.attrInit = p.entities.map(e => e.attrs.map(k => (p.attrs[k].init >= 0 ? this.fns[p.attrs[k].init] as EntityFn : null)));
+        this.growEntities(256);
+
+        // Agents.
+        this.groupBase = new Int32Array(p.groups.length);
+        let total = 0;
+        p.groups.forEach((g, i) => { this.groupBase[i] = total; total += g.count; });
+        this.gidGroup = new Int32Array(total);
+        this.gidIndex = new Int32Array(total);
+        p.groups.forEach((g, i) => { for (let a = 0; a < g.count; a++) { this.gidGroup[this.groupBase[i] + a] = i; this.gidIndex[this.groupBase[i] + a] = a; } });
+        this.groupStates = p.groups.map(g => p.agentTypes[g.agentType].states.map(() => new Array<unknown>(g.count).fill(0)));
+        this.maxWhens = Math.max(0, ...p.agentTypes.map(t => t.whens.length));
+        this.hasWhens = p.groups.some(g => g.count > 0 && p.agentTypes[g.agentType].whens.length > 0);
+        this.lastWhen = new Uint8Array(total * this.maxWhens);
+        this.rr = new Int32Array(p.groups.length);
+        this.groupStrategy = p.groups.map((_, i) => p.coordinators.find(c => c.group === i)?.strategy);
+    }
+
+    /** The default parameter values of a program (in base units). */
+    static defaultParams(program: Program): Constant[] {
+        return new Replication(program, { seed: 0, replication: 0, horizon: 0, warmup: 0 }).P.slice();
+    }
+
+    // ================================================================ run
+
+    run(): ReplicationResult {
+        const p = this.program;
+        const heap = this.heap;
+        // Agents: initial states, timers, first look at conditions.
+        this.initAgents();
+        for (let s = 0; s < p.sources.length; s++) {
+            if (this.srcLimit[s] > 0) this.scheduleArrival(s);
+        }
+        const des = p.sources.length > 0 || heap.n > 0;
+        if (this.warmup > 0) heap.push(this.warmup, EV_WARMUP, 0, 0);
+        for (let c = 0; c < p.coordinators.length; c++) {
+            const hb = p.coordinators[c].heartbeat;
+            if (p.coordinators[c].strategy === 'consensus' && hb > 0) heap.push(hb, EV_HEARTBEAT, c, 0);
+        }
+        if (p.hasFlows && Number.isFinite(this.horizon)) this.stockThin = Math.max(1, Math.floor(this.horizon / this.dt / 2000));
+        let stopped = false;
+        if (!des && p.hasFlows) {
+            stopped = this.runStocksOnly();
+        } else {
+            if (p.hasFlows) heap.push(this.dt, EV_SD, 0, 0);
+            stopped = this.loop();
+        }
+        if (!stopped && Number.isFinite(this.horizon)) this.now = this.horizon;
+        this.advanceSD(this.now);
+        return {
+            status: stopped ? 'stopped' : 'completed',
+            kpis: this.kpis(),
+            events: this.events,
+            simTime: this.now,
+            entities: this.created
+        };
+    }
+
+    private loop(): boolean {
+        const heap = this.heap;
+        const horizon = this.horizon;
+        const spec = this.spec;
+        const checkEvery = spec.onProgress || spec.shouldStop ? 4095 : -1;
+        while (heap.n > 0) {
+            if (heap.t[0] > horizon) break;
+            heap.pop();
+            this.now = heap.topT;
+            this.events++;
+            switch (heap.topK) {
+                case EV_ARRIVAL: this.arrival(heap.topA); break;
+                case EV_RESUME: {
+                    const e = heap.topA;
+                    if (this.tr) this.traceStep(e);
+                    this.runEntity(e);
+                    break;
+                }
+                case EV_SD:
+                    this.advanceSD(this.now);
+                    this.dirty = true;
+                    heap.push((this.sdK + 1) * this.dt, EV_SD, 0, 0);
+                    break;
+                case EV_TIMER: this.timer(heap.topA, heap.topB); break;
+                case EV_MSG: this.deliver(heap.topA); break;
+                case EV_WARMUP: this.resetStatistics(); break;
+                case EV_HEARTBEAT: this.heartbeat(heap.topA); break;
+            }
+            if (this.readyN > 0) this.drainReady();
+            if (this.dirty) this.recheck();
+            if ((this.events & checkEvery) === 0 && checkEvery > 0) {
+                spec.onProgress?.(this.now, this.events);
+                if (spec.shouldStop?.()) return true;
+            }
+        }
+        return false;
+    }
+
+    private runStocksOnly(): boolean {
+        const spec = this.spec;
+        if (!Number.isFinite(this.horizon)) {
+            throw new SimulationError('a model with only stocks and flows needs a finite horizon', undefined, 0);
+        }
+        const chunk = 16384;
+        const go = (t: number): boolean => {
+            while (this.sdT < t) {
+                const target = Math.min(t, (this.sdK + chunk) * this.dt);
+                this.advanceSD(target);
+                this.now = this.sdT;
+                this.events = this.sdSteps;
+                spec.onProgress?.(this.now, this.events);
+                if (spec.shouldStop?.()) return true;
+            }
+            return false;
+        };
+        if (this.warmup > 0 && this.warmup < this.horizon) {
+            if (go(this.warmup)) return true;
+            this.now = this.warmup;
+            this.resetStatistics();
+        }
+        const stopped = go(this.horizon);
+        this.events = this.sdSteps;
+        return stopped;
+    }
+
+    private resetStatistics(): void {
+        const now = this.now;
+        this.advanceSD(now);
+        this.warmedUp = true;
+        this.statsStart = now;
+        for (const m of this.MW) m?.reset();
+        for (const m of this.MT) m?.reset();
+        for (const m of this.MQ) { m.finish(now); m.reset(now); }
+        for (const m of this.MB) { m.finish(now); m.reset(now); }
+        for (const m of this.MP) { m.finish(now); m.reset(now); }
+        for (const m of this.ML) { if (m) { m.ramp(now, m.value); m.reset(now); } }
+        this.completions.fill(0);
+        if (this.tr) this.sink!.record({ kind: 'instant', name: 'warm-up: statistics reset', t: now, wall: this.wall() });
+    }
+
+    // ================================================================ entities
+
+    private growEntities(min: number): void {
+        const cap = Math.max(min, this.cap * 2);
+        const f64 = (a: Float64Array) => { const b = new Float64Array(cap); b.set(a); return b; };
+        const i32 = (a: Int32Array) => { const b = new Int32Array(cap); b.set(a); return b; };
+        this.eProc = i32(this.eProc); this.ePc = i32(this.ePc); this.eType = i32(this.eType);
+        this.eSerial = f64(this.eSerial); this.eBorn = f64(this.eBorn); this.eWait = f64(this.eWait);
+        this.eQStart = f64(this.eQStart); this.eAmt = f64(this.eAmt); this.eSpan = f64(this.eSpan);
+        this.eWallBorn = f64(this.eWallBorn); this.eStepStart = f64(this.eStepStart);
+        this.eTis = this.program.tisMonitors.map((_, k) => { const b = new Float64Array(cap).fill(NaN); if (this.eTis[k]) b.set(this.eTis[k]); return b; });
+        for (let k = 0; k < this.AT.length; k++) {
+            const a = this.AT[k];
+            if (a instanceof Float64Array) { const b = new Float64Array(cap); b.set(a); this.AT[k] = b; }
+        }
+        const free = new Int32Array(cap); free.set(this.free.subarray(0, this.freeN)); this.free = free;
+        this.cap = cap;
+    }
+
+    private allocEntity(): number {
+        if (this.freeN > 0) return this.free[--this.freeN];
+        if (this.used === this.cap) this.growEntities(this.cap * 2);
+        return this.used++;
+    }
+
+    private scheduleArrival(s: number): void {
+        const ia = Number(this.srcIa[s]());
+        if (!(ia >= 0)) this.fail(this.program.sources[s].site, `negative or invalid inter-arrival time ${ia} s`);
+        const t = this.now + ia;
+        if (t <= this.srcUntil[s]) this.heap.push(t, EV_ARRIVAL, s, 0);
+    }
+
+    private arrival(s: number): void {
+        const src = this.program.sources[s];
+        const type = src.entity;
+        const e = this.allocEntity();
+        this.created++;
+        this.eType[e] = type;
+        this.eSerial[e] = ++this.serials[type];
+        this.eBorn[e] = this.now;
+        this.eWait[e] = 0;
+        this.curE = e;
+        this.curG = -1;
+        const inits = this.attrInit[type];
+        const slots = this.program.entities[type].attrs;
+        for (let k = 0; k < inits.length; k++) {
+            const f = inits[k];
+            if (f !== null) (this.AT[slots[k]] as Float64Array)[e] = f(e) as number;
+        }
+        if (this.tr) { this.eSpan[e] = this.nextId++; this.eWallBorn[e] = this.wall(); }
+        if (++this.srcCreated[s] < this.srcLimit[s]) this.scheduleArrival(s);
+        this.enter(e, src.target);
+        this.runEntity(e);
+    }
+
+    private enter(e: number, p: number): void {
+        this.eProc[e] = p;
+        this.ePc[e] = 0;
+        this.eWait[e] = 0;
+        this.MP[p].set(this.now, ++this.wipCount[p]);
+        const k = this.tisSlot[p];
+        if (k >= 0 && this.eTis[k][e] !== this.eTis[k][e]) this.eTis[k][e] = this.now;
+    }
+
+    private leave(e: number, p: number): void {
+        this.MP[p].set(this.now, --this.wipCount[p]);
+        this.completions[p]++;
+        const w = this.MW[p];
+        if (w !== null) w.add(this.eWait[e]);
+    }
+
+    private dispose(e: number): void {
+        const tis = this.program.tisMonitors;
+        for (let k = 0; k < tis.length; k++) {
+            const t0 = this.eTis[k][e];
+            if (t0 === t0) {
+                this.MT[tis[k]]!.add(this.now - t0);
+                this.eTis[k][e] = NaN;
+            }
+        }
+        if (this.tr) {
+            this.sink!.record({
+                kind: 'span', id: this.eSpan[e], name: this.program.entities[this.eType[e]].name, cat: 'entity',
+                start: this.eBorn[e], end: this.now, wallStart: this.eWallBorn[e], wallEnd: this.wall(), subject: this.entityName(e)
+            });
+        }
+        if (this.freeN === this.free.length) { const f = new Int32Array(this.free.length * 2 + 16); f.set(this.free); this.free = f; }
+        this.free[this.freeN++] = e;
+    }
+
+    private pushReady(e: number): void {
+        if (this.readyN === this.ready.length) {
+            const cap = this.ready.length * 2;
+            const b = new Int32Array(cap);
+            for (let i = 0; i < this.readyN; i++) b[i] = this.ready[(this.readyHead + i) & (this.ready.length - 1)];
+            this.ready = b;
+            this.readyHead = 0;
+        }
+        this.ready[(this.readyHead + this.readyN) & (this.ready.length - 1)] = e;
+        this.readyN++;
+    }
+
+    private drainReady(): void {
+        while (this.readyN > 0) {
+            const e = this.ready[this.readyHead];
+            this.readyHead = (this.readyHead + 1) & (this.ready.length - 1);
+            this.readyN--;
+            this.runEntity(e);
+        }
+    }
+
+    /** Runs entity e from its instruction index until it waits or leaves. */
+    private runEntity(e: number): void {
+        this.curE = e;
+        this.curG = -1;
+        let proc = this.eProc[e];
+        let code = this.codes[proc];
+        let pc = this.ePc[e];
+        const now = this.now;
+        for (;;) {
+            const ins = code[pc];
+            switch (ins.op) {
+                case OP_SEIZE: {
+                    const r = ins.a;
+                    const amt = ins.fn === null ? 1 : Number(ins.fn(e));
+                    if (amt > this.capacity[r] || !(amt >= 0)) {
+                        this.fail(ins.site, `seizes ${amt} of '${this.program.resources[r].name}', whose capacity is ${this.capacity[r]}`);
+                    }
+                    const q = this.queues[r];
+                    if (q.n === 0 && this.busy[r] + amt <= this.capacity[r]) {
+                        this.busy[r] += amt;
+                        this.MB[r].set(now, this.busy[r]);
+                        if (this.tr) this.counter(`${this.program.resources[r].name}.busy`, this.busy[r]);
+                        this.dirty = true;
+                        pc++;
+                        continue;
+                    }
+                    this.eAmt[e] = amt;
+                    this.eQStart[e] = now;
+                    this.ePc[e] = pc;
+                    q.push(e, ins.fn2 === null ? 0 : Number(ins.fn2(e)));
+                    this.MQ[r].set(now, q.n);
+                    if (this.tr) this.counter(`${this.program.resources[r].name}.queue`, q.n);
+                    this.tryServe(r);
+                    return;
+                }
+                case OP_RELEASE: {
+                    const r = ins.a;
+                    const amt = ins.fn === null ? 1 : Number(ins.fn(e));
+                    const b = this.busy[r] - amt;
+                    if (b < 0 || !(amt >= 0)) this.fail(ins.site, `releases ${amt} of '${this.program.resources[r].name}' but only ${this.busy[r]} are in use`);
+                    this.busy[r] = b;
+                    this.MB[r].set(now, b);
+                    if (this.tr) this.counter(`${this.program.resources[r].name}.busy`, b);
+                    if (this.queues[r].n > 0) this.tryServe(r);
+                    this.dirty = true;
+                    pc++;
+                    continue;
+                }
+                case OP_DELAY: {
+                    const d = ins.fn!(e) as number;
+                    if (!(d >= 0)) this.fail(ins.site, `negative or invalid delay ${d} s`);
+                    this.ePc[e] = pc + 1;
+                    if (this.tr) this.eStepStart[e] = now;
+                    this.heap.push(now + d, EV_RESUME, e, 0);
+                    return;
+                }
+                case OP_JUMP:
+                    pc = ins.a;
+                    continue;
+                case OP_BRANCH:
+                    pc = this.branch(ins, e);
+                    continue;
+                case OP_ROUTE:
+                    this.leave(e, proc);
+                    proc = ins.a;
+                    code = this.codes[proc];
+                    this.enter(e, proc);
+                    pc = 0;
+                    continue;
+                case OP_ASSIGN:
+                    ins.fn!(e);
+                    this.dirty = true;
+                    pc++;
+                    continue;
+                case OP_WAIT:
+                    if (ins.fn!(e)) {
+                        pc++;
+                        continue;
+                    }
+                    this.ePc[e] = pc;
+                    this.eQStart[e] = now;
+                    this.waiters.push(e);
+                    return;
+                case OP_DISPOSE:
+                case OP_END:
+                    this.leave(e, proc);
+                    this.dispose(e);
+                    return;
+            }
+        }
+    }
+
+    private branch(ins: Instr, e: number): number {
+        const kinds = ins.armKinds!, fns = ins.armFns!, targets = ins.armTargets!;
+        let u = -1;
+        let acc = 0;
+        for (let i = 0; i < kinds.length; i++) {
+            const k = kinds[i];
+            if (k === ARM_PROB) {
+                if (u < 0) u = ins.stream!.next();
+                const pr = Number(fns[i]!(e));
+                if (!(pr >= 0)) this.fail(ins.site, `invalid probability ${pr}`);
+                acc += pr;
+                if (u < acc) return targets[i];
+            } else if (k === ARM_OTHERWISE || fns[i]!(e)) {
+                return targets[i];
+            }
+        }
+        return ins.end;
+    }
+
+    /** Grants waiting entities the resource while the head of the queue fits. */
+    private tryServe(r: number): void {
+        const q = this.queues[r];
+        const cap = this.capacity[r];
+        const now = this.now;
+        let served = false;
+        while (q.n > 0) {
+            const e = q.peek();
+            const amt = this.eAmt[e];
+            if (this.busy[r] + amt > cap) break;
+            q.pop();
+            served = true;
+            this.busy[r] += amt;
+            this.eWait[e] += now - this.eQStart[e];
+            this.ePc[e]++;
+            if (this.tr) {
+                this.sink!.record({
+                    kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: `queue ${this.program.resources[r].name}`, cat: 'queue',
+                    start: this.eQStart[e], end: now, wallStart: this.wall(), wallEnd: this.wall(), subject: this.entityName(e)
+                });
+            }
+            this.pushReady(e);
+        }
+        if (served) {
+            this.MB[r].set(now, this.busy[r]);
+            this.MQ[r].set(now, q.n);
+            if (this.tr) {
+                this.counter(`${this.program.resources[r].name}.busy`, this.busy[r]);
+                this.counter(`${this.program.resources[r].name}.queue`, q.n);
+            }
+        }
+    }
+
+    /** After a change of state: waiting entities whose condition now holds continue; agents' `when` conditions are checked. */
+    private recheck(): void {
+        for (let round = 0; this.dirty && round < 1000; round++) {
+            this.dirty = false;
+            if (this.waiters.length > 0) {
+                const still: number[] = [];
+                for (const e of this.waiters) {
+                    const ins = this.codes[this.eProc[e]][this.ePc[e]];
+                    this.curE = e;
+                    this.curG = -1;
+                    if (ins.fn!(e)) {
+                        this.ePc[e]++;
+                        this.eWait[e] += this.now - this.eQStart[e];
+                        this.pushReady(e);
+                    } else {
+                        still.push(e);
+                    }
+                }
+                this.waiters = still;
+                if (this.readyN > 0) this.drainReady();
+            }
+            if (this.hasWhens) this.checkWhens();
+        }
+    }
+
+    // ================================================================ system dynamics
+
+    /** The value of stock i now (the integrator first catches up with the clock). */
+    stock(i: number): number {
+        if (this.sdT < this.now) this.advanceSD(this.now);
+        return this.Y[i];
+    }
+
+    setStock(i: number, v: number): void {
+        if (this.sdT < this.now) this.advanceSD(this.now);
+        this.Y[i] = v;
+        const m = this.ML[i];
+        if (m !== null) m.set(this.now, v);
+        this.dirty = true;
+        if (this.tr) this.counter(this.program.stocks[i].name, v);
+    }
+
+    /** Advances the integrator to time t: whole steps on the grid k·dt, and a partial step to t when t is between. */
+    private advanceSD(t: number): void {
+        if (this.deriv === null) {
+            if (t > this.sdT) this.sdT = t;
+            return;
+        }
+        const dt = this.dt;
+        const rk4 = this.program.method === 'rk4';
+        const mon = this.monitoredStocks;
+        while (this.sdT < t) {
+            const grid = (this.sdK + 1) * dt;
+            let next: number, h: number;
+            if (grid <= t) {
+                next = grid;
+                h = this.onGrid ? dt : grid - this.sdT;
+                this.sdK++;
+                this.onGrid = true;
+            } else {
+                next = t;
+                h = t - this.sdT;
+                this.onGrid = false;
+            }
+            if (rk4) this.rk4(this.sdT, h); else this.euler(this.sdT, h);
+            this.sdT = next;
+            this.sdSteps++;
+            for (let j = 0; j < mon.length; j++) this.ML[mon[j]]!.ramp(next, this.Y[mon[j]]);
+            if (this.tr && this.sdSteps % this.stockThin === 0) {
+                const saved = this.now;
+                this.now = next;
+                for (let j = 0; j < this.Y.length; j++) this.counter(this.program.stocks[j].name, this.Y[j]);
+                this.now = saved;
+            }
+        }
+    }
+
+    private euler(t: number, h: number): void {
+        const y = this.Y, k1 = this.k1, n = y.length;
+        this.deriv!(t, y, k1);
+        for (let j = 0; j < n; j++) y[j] = y[j] + h * k1[j];
+    }
+
+    private rk4(t: number, h: number): void {
+        const y = this.Y, k1 = this.k1, k2 = this.k2, k3 = this.k3, k4 = this.k4, tmp = this.tmp, n = y.length;
+        const f = this.deriv!;
+        const h2 = h / 2, h6 = h / 6;
+        f(t, y, k1);
+        for (let j = 0; j < n; j++) tmp[j] = y[j] + h2 * k1[j];
+        f(t + h2, tmp, k2);
+        for (let j = 0; j < n; j++) tmp[j] = y[j] + h2 * k2[j];
+        f(t + h2, tmp, k3);
+        for (let j = 0; j < n; j++) tmp[j] = y[j] + h * k3[j];
+        f(t + h, tmp, k4);
+        for (let j = 0; j < n; j++) y[j] = y[j] + h6 * (k1[j] + 2 * k2[j] + 2 * k3[j] + k4[j]);
+    }
+
+    // ================================================================ agents
+
+    private initAgents(): void {
+        const p = this.program;
+        for (let g = 0; g < p.groups.length; g++) {
+            const group = p.groups[g];
+            const type = p.agentTypes[group.agentType];
+            const st = this.groupStates[g];
+            for (let a = 0; a < group.count; a++) {
+                this.curG = g; this.curA = a; this.curE = -1;
+                type.states.forEach((s, k) => { st[k][a] = (this.fns[s.init] as AgentFn)(a, st, undefined); });
+            }
+        }
+        for (let g = 0; g < p.groups.length; g++) {
+            const group = p.groups[g];
+            const type = p.agentTypes[group.agentType];
+            for (let a = 0; a < group.count; a++) {
+                for (let i = 0; i < type.timers.length; i++) this.scheduleTimer(g, a, i);
+            }
+        }
+        if (this.hasWhens) this.checkWhens();
+    }
+
+    private scheduleTimer(g: number, a: number, i: number): void {
+        const type = this.program.agentTypes[this.program.groups[g].agentType];
+        const timer = type.timers[i];
+        this.curG = g; this.curA = a; this.curE = -1;
+        const dt = Number((this.fns[timer.interval] as AgentFn)(a, this.groupStates[g], undefined));
+        if (!(dt > 0)) this.fail(timer.site, `the interval of a timer must be positive (got ${dt} s)`);
+        this.heap.push(this.now + dt, EV_TIMER, this.groupBase[g] + a, i);
+    }
+
+    private timer(gid: number, i: number): void {
+        const g = this.gidGroup[gid], a = this.gidIndex[gid];
+        const type = this.program.agentTypes[this.program.groups[g].agentType];
+        this.behave(g, a, type.timers[i].body, undefined, 'every');
+        this.scheduleTimer(g, a, i);
+    }
+
+    private behave(g: number, a: number, body: number, msg: unknown, what: string): void {
+        this.curG = g; this.curA = a; this.curE = -1;
+        const w0 = this.tr ? this.wall() : 0;
+        (this.fns[body] as AgentFn)(a, this.groupStates[g], msg);
+        this.dirty = true;
+        if (this.tr) {
+            this.sink!.record({
+                kind: 'span', id: this.nextId++, name: what, cat: 'agent', start: this.now, end: this.now,
+                wallStart: w0, wallEnd: this.wall(), subject: this.agentName(g, a)
+            });
+        }
+    }
+
+    private checkWhens(): void {
+        const p = this.program;
+        for (let g = 0; g < p.groups.length; g++) {
+            const type = p.agentTypes[p.groups[g].agentType];
+            if (type.whens.length === 0) continue;
+            const st = this.groupStates[g];
+            for (let a = 0; a < p.groups[g].count; a++) {
+                const base = (this.groupBase[g] + a) * this.maxWhens;
+                for (let w = 0; w < type.whens.length; w++) {
+                    this.curG = g; this.curA = a; this.curE = -1;
+                    const v = (this.fns[type.whens[w].cond] as AgentFn)(a, st, undefined) ? 1 : 0;
+                    const was = this.lastWhen[base + w];
+                    this.lastWhen[base + w] = v;
+                    if (v === 1 && was === 0) this.behave(g, a, type.whens[w].body, undefined, 'when');
+                }
+            }
+        }
+    }
+
+    send(channel: number, payload: Record<string, unknown>, a: number, _st: unknown, site: number): void {
+        void site;
+        const from = this.curG >= 0 ? this.agentName(this.curG, a) : '';
+        const id = this.nextId++;
+        const m: Message = { channel, payload, from, id };
+        const slot = this.freeMessages.length > 0 ? this.freeMessages.pop()! : this.messages.length;
+        this.messages[slot] = m;
+        this.heap.push(this.now, EV_MSG, slot, 0);
+        if (this.tr) {
+            this.sink!.record({ kind: 'message', id, phase: 'send', channel: this.program.channels[channel], from, t: this.now, wall: this.wall(), payload: plain(payload) });
+        }
+    }
+
+    private deliver(slot: number): void {
+        const m = this.messages[slot]!;
+        this.messages[slot] = undefined;
+        this.freeMessages.push(slot);
+        const p = this.program;
+        for (let g = 0; g < p.groups.length; g++) {
+            const group = p.groups[g];
+            const type = p.agentTypes[group.agentType];
+            const handlers = type.handlers.filter(h => h.channel === m.channel);
+            if (handlers.length === 0 || group.count === 0) continue;
+            const strategy = this.groupStrategy[g];
+            let from = 0, to = group.count;
+            if (strategy === 'round-robin') { from = this.rr[g] % group.count; to = from + 1; this.rr[g] = to % group.count; }
+            else if (strategy === 'leader') { from = 0; to = 1; }
+            for (let a = from; a < to; a++) {
+                if (this.tr) {
+                    this.sink!.record({
+                        kind: 'message', id: this.nextId++, phase: 'receive', channel: p.channels[m.channel], from: m.from,
+                        to: this.agentName(g, a), link: m.id, t: this.now, wall: this.wall(), payload: plain(m.payload)
+                    });
+                }
+                for (const h of handlers) this.behave(g, a, h.body, m.payload, `on ${p.channels[m.channel]}`);
+            }
+        }
+    }
+
+    private heartbeat(c: number): void {
+        const coord = this.program.coordinators[c];
+        if (this.tr) this.sink!.record({ kind: 'instant', name: 'heartbeat', t: this.now, wall: this.wall(), subject: coord.name });
+        this.heap.push(this.now + coord.heartbeat, EV_HEARTBEAT, c, 0);
+    }
+
+    decide(d: number, a: number, st: unknown[][], msg: unknown): string {
+        const dec = this.program.decisions[d];
+        let best = -1, bestScore = -Infinity;
+        const scores: { option: string; score: number; criteria: Record<string, number> }[] = [];
+        dec.options.forEach((o, i) => {
+            let score = 0;
+            const criteria: Record<string, number> = {};
+            dec.criteria.forEach((c, k) => {
+                const v = o.scores[k] >= 0 ? Number((this.fns[o.scores[k]] as AgentFn)(a, st, msg)) : 0;
+                criteria[c.name] = v;
+                score += c.weight * c.sign * v;
+            });
+            scores.push({ option: o.name, score, criteria });
+            if (score > bestScore) { bestScore = score; best = i; }
+        });
+        const chosen = best >= 0 ? dec.options[best].name : '';
+        if (this.tr) {
+            const weights: Record<string, number> = {};
+            for (const c of dec.criteria) weights[c.name] = c.weight * c.sign;
+            this.sink!.record({
+                kind: 'decision', id: this.nextId++, decision: dec.name, agent: this.curG >= 0 ? this.agentName(this.curG, a) : '',
+                t: this.now, wall: this.wall(), chosen, scores, weights
+            });
+        }
+        return chosen;
+    }
+
+    log(a: number, _st: unknown, message: unknown, site: number): void {
+        if (this.tr) {
+            this.sink!.record({
+                kind: 'instant', name: 'log', t: this.now, wall: this.wall(), subject: this.curG >= 0 ? this.agentName(this.curG, a) : undefined,
+                attrs: { message: String(message) }, loc: this.program.sites[site]
+            });
+        }
+    }
+
+    infer(model: string, site: number): never {
+        return this.fail(site, `model '${model}' cannot run yet: inference arrives with the inference layer`);
+    }
+
+    member(obj: unknown, name: string, site: number): unknown {
+        if (obj !== null && typeof obj === 'object' && name in obj) return (obj as Record<string, unknown>)[name];
+        return this.fail(site, `no field '${name}' here`);
+    }
+
+    series(g: number, state: string): AgentSeries {
+        const key = `${g}:${state}`;
+        let s = this.seriesCache.get(key);
+        if (!s) {
+            const type = this.program.agentTypes[this.program.groups[g].agentType];
+            const k = type.states.findIndex(x => x.name === state);
+            if (k < 0) throw new SimulationError(`agent '${type.name}' has no state '${state}'`, this.program.groups[g].loc, this.now);
+            s = new AgentSeries(() => this.groupStates[g][k]);
+            this.seriesCache.set(key, s);
+        }
+        return s;
+    }
+
+    groupCount(g: number): number {
+        return this.program.groups[g].count;
+    }
+
+    // ================================================================ monitors and KPIs
+
+    stockMonitor(i: number): TimeWeighted {
+        if (this.sdT < this.now) this.advanceSD(this.now);
+        return this.ML[i]!;
+    }
+
+    utilization(r: number): number {
+        const c = this.capacity[r];
+        return c > 0 ? this.MB[r].mean() / c : NaN;
+    }
+
+    completed(p: number): number {
+        return this.completions[p];
+    }
+
+    throughput(p: number): number {
+        const span = this.now - this.statsStart;
+        return span > 0 ? this.completions[p] / span : NaN;
+    }
+
+    div(a: number, b: number, site: number): number {
+        if (b === 0) this.fail(site, 'division by zero');
+        return a / b;
+    }
+
+    mod(a: number, b: number, site: number): number {
+        if (b === 0) this.fail(site, 'division by zero (remainder)');
+        return a % b;
+    }
+
+    private kpis(): Record<string, number> {
+        const now = this.now;
+        for (const m of this.MQ) m.finish(now);
+        for (const m of this.MB) m.finish(now);
+        for (const m of this.MP) m.finish(now);
+        for (const m of this.ML) if (m) m.ramp(now, m.value);
+        this.curE = -1; this.curG = -1;
+        const out: Record<string, number> = {};
+        for (const k of this.program.kpis) {
+            const v = (this.fns[k.fn] as () => unknown)();
+            out[k.name] = typeof v === 'boolean' ? (v ? 1 : 0) : Number(v) * k.factor;
+        }
+        void this.warmedUp;
+        return out;
+    }
+
+    // ================================================================ errors and tracing
+
+    private entityName(e: number): string {
+        return `${this.program.entities[this.eType[e]].name}#${this.eSerial[e]}`;
+    }
+
+    private agentName(g: number, a: number): string {
+        return `${this.program.agentTypes[this.program.groups[g].agentType].name}#${a + 1}`;
+    }
+
+    private subject(): string | undefined {
+        if (this.curG >= 0) return this.agentName(this.curG, this.curA);
+        if (this.curE >= 0) return this.entityName(this.curE);
+        return undefined;
+    }
+
+    fail(site: number, message: string): never {
+        const loc: SourceLocation | undefined = this.program.sites[site];
+        const err = new SimulationError(message, loc, this.now, this.subject());
+        if (this.tr) this.sink!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
+        throw err;
+    }
+
+    private wall(): number {
+        return this.wallClock() - this.wall0;
+    }
+
+    private counter(name: string, value: number): void {
+        this.sink!.record({ kind: 'counter', name, t: this.now, wall: this.wall(), value });
+    }
+
+    private traceStep(e: number): void {
+        const ins = this.codes[this.eProc[e]][this.ePc[e] - 1];
+        const w = this.wall();
+        this.sink!.record({
+            kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: 'delay', cat: 'step', start: this.eStepStart[e], end: this.now,
+            wallStart: w, wallEnd: w, subject: this.entityName(e), loc: ins ? this.program.sites[ins.site] : undefined
+        });
+    }
+}
+
+function plain(payload: Record<string, unknown>): Record<string, string | number | boolean> {
+    const out: Record<string, string | number | boolean> = {};
+    for (const [k, v] of Object.entries(payload)) out[k] = typeof v === 'number' || typeof v === 'boolean' || typeof v === 'string' ? v : String(v);
+    return out;
+}
