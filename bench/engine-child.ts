@@ -1,0 +1,61 @@
+/**
+ * One measurement of `npm run bench:engine`, in its own process (so peak memory is its own):
+ *   des N     the bank twin (examples/bank) with `limit N` customers, run to the end
+ *   sir REPS  the epidemic twin at dt = 0.01 d over 10,000 days (1,000,000 RK4 steps), REPS passes
+ * Prints one line `RESULT {json}`. Bundled by bench/engine.ts with esbuild (Langium is ESM).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { EmptyFileSystem, URI } from 'langium';
+import { createAiMatrixServices } from '../language-server/src/aimatrix-module.js';
+import * as ast from '../language-server/generated/ast.js';
+import { compileTwin } from '../runtime/engine/compile.js';
+
+const root = process.env.AIMATRIX_ROOT ?? process.cwd();
+
+async function twinOf(file: string, edit: (text: string) => string): Promise<ast.Twin> {
+    const services = createAiMatrixServices(EmptyFileSystem);
+    const text = edit(fs.readFileSync(path.join(root, file), 'utf8'));
+    const doc = services.shared.workspace.LangiumDocumentFactory.fromString(text, URI.file(path.join(root, file)));
+    services.shared.workspace.LangiumDocuments.addDocument(doc);
+    await services.shared.workspace.DocumentBuilder.build([doc], { validation: true });
+    const errors = (doc.diagnostics ?? []).filter(d => d.severity === 1);
+    if (errors.length) throw new Error(`${file}: ${errors.map(e => e.message).join('; ')}`);
+    const twin = (doc.parseResult.value as ast.TwinFile).elements.find(ast.isTwin);
+    if (!twin) throw new Error(`${file}: no twin`);
+    return twin;
+}
+
+async function des(n: number): Promise<void> {
+    const twin = await twinOf('examples/bank/bank.twin', t => t.replace(/(source Arrivals .*?)( into Serve)/, `$1 limit ${n}$2`));
+    const model = compileTwin(twin);
+    const t0 = process.hrtime.bigint();
+    const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0 });
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
+    console.log('RESULT ' + JSON.stringify({
+        bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, events: r.events, events_per_s: r.events / s,
+        mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS
+    }));
+}
+
+async function sir(reps: number): Promise<void> {
+    const twin = await twinOf('examples/epidemic/epidemic.twin', t => t);
+    const model = compileTwin(twin);
+    const secs: number[] = [];
+    let r;
+    for (let i = 0; i < reps; i++) {
+        const t0 = process.hrtime.bigint();
+        r = model.runReplication({ seed: 1, replication: 0, horizon: 10000 * 86400, warmup: 0 });
+        secs.push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+    const med = [...secs].sort((a, b) => a - b)[Math.floor(reps / 2)];
+    console.log('RESULT ' + JSON.stringify({
+        bench: 'engine_sir', steps: r!.events, seconds: med, steps_per_s: r!.events / med, cold_seconds: secs[0],
+        cold_steps_per_s: r!.events / secs[0], kpis: r!.kpis
+    }));
+}
+
+const [mode, arg] = process.argv.slice(2);
+const run = mode === 'des' ? des(Number(arg ?? 1000000)) : sir(Number(arg ?? 5));
+run.catch(e => { console.error(e); process.exit(1); });
