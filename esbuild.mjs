@@ -20,7 +20,9 @@ const node = {
 const bundles = [
     { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, external: ['vscode'] },
     { ...node, entryPoints: { 'language-server': 'language-server/src/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } },
-    { ...node, entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }
+    { ...node, entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } },
+    // The experiment worker thread of `aimatrix run`, loaded by the CLI from beside itself.
+    { ...node, entryPoints: { worker: 'runtime/experiment/worker-main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }
 ];
 
 if (watch) {

@@ -7,6 +7,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerCheck } from './check.js';
+import { registerRun } from './run.js';
+import { registerTrace } from './trace.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
     const program = new Command('aimatrix')
@@ -20,6 +22,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     let exitCode = 0;
     // Subcommands inherit the output configuration and the exit override from the program.
     registerCheck(program, code => { exitCode = code; });
+    registerRun(program, code => { exitCode = code; });
+    registerTrace(program, code => { exitCode = code; });
     const quiet = quietInternalLogging();
     try {
         await program.parseAsync(argv as string[], { from: 'user' });

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-const BUNDLES = ['dist/cli.cjs', 'dist/language-server.cjs'];
+const BUNDLES = ['dist/cli.cjs', 'dist/language-server.cjs', 'dist/worker.cjs'];
 const SOURCES = ['language-server/src', 'language-server/generated', 'runtime', 'protocol', 'esbuild.mjs', 'package.json'];
 const LOCK = path.join(ROOT, 'test', '.work', 'build.lock');
 

@@ -1,0 +1,366 @@
+/**
+ * `aimatrix run FILE`: runs a twin or an experiment — every replication of every sweep
+ * point on worker threads — stores the run under `.aimatrix/runs/<runId>/`, and prints the
+ * KPIs (a table on a terminal, one JSON document with --json).
+ *
+ * Exit status: 0 when every replication completed; 1 when the model has errors or a
+ * replication failed; 2 on a usage error; 130 when stopped by Ctrl+C (what finished is kept).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { checkPaths } from '../../language-server/src/index.js';
+import * as ast from '../../language-server/generated/ast.js';
+import { buildPlan, PlanError, selectTarget, type ExperimentPlan } from '../experiment/plan.js';
+import { runExperiment, ModelLoadError, type Progress, type RunnerResult } from '../experiment/runner.js';
+import { summarize, type Summary } from '../experiment/stats.js';
+import type { FailureInfo, KpiUnit } from '../experiment/messages.js';
+import type { TwinSource } from '../experiment/load-model.js';
+import { RunStore, type RunRecord } from '../store/run-store.js';
+import { TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../trace/jsonl.js';
+import { formatDiagnostic } from './check.js';
+
+export interface RunOptions {
+    experiment?: string;
+    replications?: number;
+    seed?: number;
+    set?: string[];
+    horizon?: string;
+    workers?: number;
+    json?: boolean;
+    trace?: string;
+}
+
+/** What the command reads and writes, injected so that it runs in tests. */
+export interface RunIo {
+    readonly cwd: string;
+    readonly stdout: NodeJS.WritableStream;
+    readonly stderr: NodeJS.WritableStream & { isTTY?: boolean };
+    /** The worker script; beside the bundle by default. */
+    readonly workerEntry: string;
+    /** Subscribes to Ctrl+C; returns the unsubscribe. */
+    readonly onInterrupt: (handler: () => void) => () => void;
+}
+
+export const EXIT_INTERRUPTED = 130;
+
+export function registerRun(program: Command, setExitCode: (code: number) => void): void {
+    program.command('run')
+        .description('run a twin or an experiment: replications on worker threads, KPIs with 95% confidence intervals')
+        .argument('<file>', 'a .twin file')
+        .option('--experiment <name>', 'the experiment to run (default: the first in the file; none: the twin with defaults)')
+        .option('--replications <n>', 'replications per point (default: the experiment\'s, else 1)', wholeNumber(1))
+        .option('--seed <n>', 'experiment seed (default: the experiment\'s, else 1)', wholeNumber(0))
+        .option('--set <name=value>', 'override a parameter, with its unit when it has one (--set serviceMean=3min); repeatable', collect, [])
+        .option('--horizon <time>', 'simulated time to run, with a unit: 8h, "8 h", 30min')
+        .option('--workers <n>', 'worker threads (default: the number of cores, at most one per replication)', wholeNumber(1))
+        .option('--json', 'print one JSON document with the results')
+        .option('--trace <file>', 'write the trace of the first replication of the first point to FILE (JSON Lines); also stored with the run')
+        .addHelpText('after', [
+            '',
+            'The run is stored under .aimatrix/runs/<runId>/ in the current folder: run.json (what was run',
+            'and its state), results.json, and trace.jsonl with --trace. KPI values are in each KPI\'s unit.',
+            'Ctrl+C stops the running replications and keeps those that finished.',
+            'Exit status: 0 when every replication completed, 1 on a model error or a failed replication,',
+            '2 on a usage error, 130 when stopped.'
+        ].join('\n'))
+        .action(async (file: string, opts: RunOptions) => {
+            setExitCode(await runCommand(file, opts, {
+                cwd: process.cwd(),
+                stdout: process.stdout,
+                stderr: process.stderr,
+                workerEntry: path.join(__dirname, 'worker.cjs'),
+                onInterrupt: handler => {
+                    process.on('SIGINT', handler);
+                    return () => { process.off('SIGINT', handler); };
+                }
+            }));
+        });
+}
+
+function wholeNumber(min: number): (value: string) => number {
+    return value => {
+        const n = Number(value);
+        if (!/^\s*\d+\s*$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`expected a whole number ≥ ${min}.`);
+        return n;
+    };
+}
+
+function collect(value: string, previous: string[]): string[] {
+    return [...previous, value];
+}
+
+/** The `--json` document (and the summary in results.json). */
+export interface RunReport {
+    readonly runId: string;
+    readonly state: 'completed' | 'stopped' | 'failed';
+    readonly twin: string;
+    readonly experiment: string | null;
+    readonly seed: number;
+    readonly replications: number;
+    readonly horizon: { readonly value: number | null; readonly unit: string };
+    readonly points: ReadonlyArray<{
+        readonly set: Readonly<Record<string, number | boolean | string>>;
+        readonly kpis: Readonly<Record<string, { readonly unit: string | null } & Summary>>;
+    }>;
+    readonly events: number;
+    readonly wallMs: number;
+    /** Replications that failed: where, when, who. */
+    readonly errors: ReadonlyArray<{ readonly point: number; readonly replication: number } & FailureInfo>;
+}
+
+export async function runCommand(file: string, opts: RunOptions, io: RunIo): Promise<number> {
+    const fail = (message: string, code: number): number => {
+        if (opts.json) io.stdout.write(JSON.stringify({ error: message }) + '\n');
+        io.stderr.write(`aimatrix: ${message}\n`);
+        return code;
+    };
+
+    // 1. The model: checked like `aimatrix check`; errors mean no run.
+    const check = await checkPaths([file], { cwd: io.cwd });
+    if (check.errors > 0) {
+        if (opts.json) {
+            const diagnostics = check.diagnostics.filter(d => d.severity === 'error').map(({ file: f, line, column, severity, code, message }) => ({ file: f, line, column, severity, code, message }));
+            io.stdout.write(JSON.stringify({ error: `${file}: ${check.errors} error${check.errors === 1 ? '' : 's'}, not run`, diagnostics }) + '\n');
+        } else {
+            for (const d of check.diagnostics.filter(x => x.severity === 'error')) io.stderr.write(formatDiagnostic(d) + '\n');
+        }
+        io.stderr.write(`aimatrix: ${file}: ${check.errors} error${check.errors === 1 ? '' : 's'}, not run\n`);
+        return 1;
+    }
+    const absolute = path.resolve(io.cwd, file);
+    const document = check.documents.find(d => path.resolve(d.uri.fsPath) === absolute);
+    const root = document?.parseResult.value;
+    if (!ast.isTwinFile(root)) return fail(`${file}: not a twin file (aimatrix run takes a .twin file)`, 2);
+
+    // 2. The plan.
+    let plan: ExperimentPlan;
+    try {
+        plan = buildPlan(selectTarget(root, file, opts.experiment), opts);
+    } catch (error) {
+        if (error instanceof PlanError) return fail(error.message, 2);
+        throw error;
+    }
+
+    // 3. The stored run.
+    const store = new RunStore(io.cwd);
+    const files = check.documents.map(d => relative(io.cwd, d.uri.fsPath));
+    let record: RunRecord = store.create({
+        file: relative(io.cwd, absolute), files, twin: plan.twin, experiment: plan.experiment ?? null,
+        params: plan.params,
+        plan: {
+            points: plan.points, replications: plan.replications, seed: plan.seed,
+            horizon: plan.horizon === Infinity ? null : plan.horizon, horizonShown: plan.horizonShown,
+            warmup: plan.warmup, report: plan.report ?? null
+        },
+        options: { ...opts },
+        trace: opts.trace !== undefined
+    });
+    const wallOrigin = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    const traceParts = opts.trace !== undefined ? path.join(store.folder(record.id), '.trace.jsonl.part') : undefined;
+    if (traceParts) {
+        const header: TraceHeader = {
+            kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
+            experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
+            seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
+        };
+        writeTraceHeader(traceParts, header);
+    }
+
+    // 4. The replications, with a progress bar on a terminal and Ctrl+C to stop.
+    const source: TwinSource = { file: absolute, experiment: plan.experiment, cwd: io.cwd };
+    const bar = !opts.json && io.stderr.isTTY ? new ProgressBar(io.stderr, plan.points.length * plan.replications) : undefined;
+    const handle = runExperiment({
+        workerEntry: io.workerEntry, source, plan, workers: opts.workers, wallOrigin,
+        trace: traceParts ? { file: traceParts, point: 0, replication: 0 } : undefined,
+        onProgress: progress => bar?.update(progress)
+    });
+    let interrupts = 0;
+    const unsubscribe = io.onInterrupt(() => {
+        interrupts++;
+        if (interrupts === 1) {
+            bar?.note();
+            io.stderr.write('aimatrix: stopping: the running replications end at their next check (Ctrl+C again to end them now)\n');
+            handle.stop();
+        } else {
+            handle.kill();
+        }
+    });
+    let result: RunnerResult;
+    try {
+        result = await handle.result;
+    } catch (error) {
+        bar?.stop();
+        const message = error instanceof ModelLoadError ? `${file}: ${error.message}` : `internal error: ${error instanceof Error ? error.message : String(error)}`;
+        store.update(record, { state: 'failed', endedAt: new Date().toISOString(), reason: message });
+        if (traceParts) fs.rmSync(traceParts, { force: true });
+        return fail(message, 1);
+    } finally {
+        unsubscribe();
+    }
+    bar?.stop();
+
+    // 5. Statistics, the stored results, the trace.
+    const report = buildReport(record.id, plan, result);
+    const total = plan.points.length * plan.replications;
+    const finished = result.outcomes.flat().filter(o => o?.status === 'completed').length;
+    store.writeResults(record.id, {
+        ...report,
+        perReplication: result.outcomes.map((point, p) => ({
+            set: plan.points[p].set,
+            replications: point.map((o, r) => o === undefined ? { replication: r, status: 'not run' } : { replication: r, ...o })
+        }))
+    });
+    if (traceParts) {
+        const stored = store.file(record.id, 'trace.jsonl');
+        fs.renameSync(traceParts, stored);
+        try {
+            copyAtomic(stored, path.resolve(io.cwd, opts.trace!));
+        } catch (error) {
+            io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${(error as NodeJS.ErrnoException).code ?? String(error)} (it is stored in ${relative(io.cwd, stored)})\n`);
+        }
+    }
+    const reason = result.state === 'stopped' ? `stopped by the user: ${finished} of ${total} replications finished`
+        : result.state === 'failed' ? `${report.errors.length} of ${total} replications failed` : undefined;
+    record = store.update(record, {
+        state: result.state, endedAt: new Date().toISOString(),
+        progress: { finished, total, failed: report.errors.length }, ...(reason ? { reason } : {})
+    });
+
+    // 6. Output.
+    if (opts.json) {
+        io.stdout.write(JSON.stringify(report) + '\n');
+    } else {
+        io.stdout.write(formatTable(report, result.kpis, plan) + '\n');
+    }
+    for (const e of report.errors.slice(0, 10)) {
+        io.stderr.write(`aimatrix: replication ${e.replication}${plan.points.length > 1 ? ` of point ${e.point} (${formatSet(report.points[e.point].set)})` : ''} failed: ${e.text}\n`);
+    }
+    if (report.errors.length > 10) io.stderr.write(`aimatrix: … and ${report.errors.length - 10} more failed replications (see ${relative(io.cwd, store.file(record.id, 'results.json'))})\n`);
+    if (result.state === 'stopped') {
+        io.stderr.write(`aimatrix: stopped: ${finished} of ${total} replications finished; their results are in run ${record.id}\n`);
+        return EXIT_INTERRUPTED;
+    }
+    if (!opts.json) io.stderr.write(`run ${record.id}: ${finished} of ${total} replications, ${result.events} events in ${(result.wallMs / 1000).toFixed(2)} s\n`);
+    return result.state === 'completed' ? 0 : 1;
+}
+
+export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerResult): RunReport {
+    const wanted = plan.report ? result.kpis.filter(k => plan.report!.includes(k.name)) : result.kpis;
+    const errors: Array<{ point: number; replication: number } & FailureInfo> = [];
+    const points = plan.points.map((point, p) => {
+        const outcomes = result.outcomes[p];
+        outcomes.forEach((o, r) => { if (o?.status === 'failed') errors.push({ point: p, replication: r, ...o.error }); });
+        const kpis: Record<string, { unit: string | null } & Summary> = {};
+        for (const kpi of wanted) {
+            const values = outcomes.flatMap(o => o?.status === 'completed' ? [o.kpis[kpi.name]] : []);
+            kpis[kpi.name] = { unit: kpi.unit ?? null, ...summarize(values) };
+        }
+        return { set: point.set, kpis };
+    });
+    return {
+        runId, state: result.state, twin: plan.twin, experiment: plan.experiment ?? null, seed: plan.seed,
+        replications: plan.replications, horizon: plan.horizonShown, points, events: result.events,
+        wallMs: Math.round(result.wallMs), errors
+    };
+}
+
+// ------------------------------------------------------------------ output
+
+function formatSet(set: Readonly<Record<string, number | boolean | string>>): string {
+    return Object.entries(set).map(([k, v]) => `${k}=${String(v)}`).join(' ');
+}
+
+function num(x: number | null | undefined): string {
+    if (x === null || x === undefined || !Number.isFinite(x)) return '–';
+    if (x === 0) return '0';
+    const abs = Math.abs(x);
+    if (abs >= 1e6 || abs < 1e-3) return x.toExponential(3);
+    return Number(x.toPrecision(5)).toString();
+}
+
+/** The KPI table: per point, one row per KPI. */
+export function formatTable(report: RunReport, kpis: readonly KpiUnit[], plan: ExperimentPlan): string {
+    const units = new Map(plan.params.map(p => [p.name, p.unit]));
+    const lines: string[] = [];
+    const head = `${report.twin}${report.experiment ? ` / ${report.experiment}` : ''}: ${report.replications} replication${report.replications === 1 ? '' : 's'}` +
+        `, seed ${report.seed}, horizon ${report.horizon.value === null ? 'until no event is left' : `${report.horizon.value} ${report.horizon.unit}`}` +
+        (report.state === 'completed' ? '' : ` (${report.state})`);
+    lines.push(head);
+    const header = ['KPI', 'unit', 'mean', '±95% CI', 'stdev', 'min', 'max', 'n'];
+    for (const point of report.points) {
+        const set = Object.entries(point.set).map(([k, v]) => `${k} = ${String(v)}${units.get(k) ? ` ${units.get(k)}` : ''}`).join(', ');
+        if (report.points.length > 1 || set) lines.push('', set || '(defaults)');
+        else lines.push('');
+        const rows = Object.entries(point.kpis).map(([name, s]) => [
+            name, s.unit ?? '', num(s.mean), s.ci95 ? num((s.ci95[1] - s.ci95[0]) / 2) : '–', num(s.stdev), num(s.min), num(s.max), String(s.n)
+        ]);
+        if (rows.length === 0) lines.push(kpis.length === 0 ? '  (the twin declares no KPI)' : '  (no KPI reported)');
+        else lines.push(...table([header, ...rows]));
+    }
+    return lines.join('\n');
+}
+
+function table(rows: string[][]): string[] {
+    const widths = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)));
+    return rows.map(r => '  ' + r.map((cell, c) => c <= 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join('  ').trimEnd());
+}
+
+/** A progress bar on stderr (terminals only): replications done, events/s, ETA. */
+class ProgressBar {
+    private readonly bar: SingleBar;
+    private active = true;
+
+    constructor(stream: NodeJS.WritableStream, total: number) {
+        this.bar = new SingleBar({
+            stream, format: '{bar} {value}/{total} replications | {rate} events/s | ETA {eta_text}',
+            barsize: 30, hideCursor: true, clearOnComplete: true, etaBuffer: 1, fps: 10
+        });
+        this.bar.start(total, 0, { rate: '0', eta_text: '…' });
+    }
+
+    update(p: Progress): void {
+        if (!this.active) return;
+        this.bar.update(p.done, { rate: compact(p.eventsPerSecond), eta_text: p.etaSeconds === undefined ? '…' : duration(p.etaSeconds) });
+    }
+
+    /** Clears the bar's line before a message. */
+    note(): void {
+        this.stop();
+    }
+
+    stop(): void {
+        if (!this.active) return;
+        this.active = false;
+        this.bar.stop();
+    }
+}
+
+function compact(x: number): string {
+    if (x >= 1e6) return `${(x / 1e6).toFixed(1)}M`;
+    if (x >= 1e3) return `${(x / 1e3).toFixed(1)}k`;
+    return x.toFixed(0);
+}
+
+function duration(seconds: number): string {
+    if (seconds < 60) return `${Math.ceil(seconds)}s`;
+    if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(Math.round(seconds % 60)).padStart(2, '0')}s`;
+    return `${Math.floor(seconds / 3600)}h${String(Math.round(seconds % 3600 / 60)).padStart(2, '0')}m`;
+}
+
+function relative(cwd: string, file: string): string {
+    const rel = path.relative(cwd, file);
+    return rel === '' ? '.' : rel.startsWith('..') ? file : rel;
+}
+
+function copyAtomic(from: string, to: string): void {
+    const temp = path.join(path.dirname(to), `.${path.basename(to)}.${process.pid}.tmp`);
+    try {
+        fs.copyFileSync(from, temp);
+        fs.renameSync(temp, to);
+    } catch (error) {
+        fs.rmSync(temp, { force: true });
+        throw error;
+    }
+}
