@@ -177,7 +177,7 @@ export class AiMatrixCodeActionProvider implements CodeActionProvider {
         const self = document.uri.toString();
         const target = this.indexManager.allElements().find(e => e.name === name && e.documentUri.toString() !== self);
         if (!target) return undefined;
-        return UriUtils.relative(UriUtils.dirname(document.uri), target.documentUri);
+        return UriUtils.relative(UriUtils.dirname(document.uri), target.documentUri).replace(/^\.\//, '');
     }
 
     private importEdit(document: LangiumDocument, path: string): TextEdit {
