@@ -159,6 +159,9 @@ interface Ctx {
     entity: boolean;
     agent: boolean;
     locals: Map<AstNode, string>;
+    /** In the derivative: the code of stock i at this stage, and of the stage's time. */
+    stockVar?: (i: number) => string;
+    timeVar?: string;
 }
 
 const TWIN_CTX: Ctx = { deriv: false, entity: false, agent: false, locals: new Map() };
@@ -275,7 +278,7 @@ class Compiler {
         }
         this.flowFactor = 1 / unitSeconds;
         const stockSpecs: StockSpec[] = stocks.map(s => ({ name: s.name, init: this.exprFn(s.initial, TWIN_CTX, ''), loc: this.loc(s) }));
-        const deriv = this.compileDerivative(stocks);
+        const deriv = this.compileDerivative(stocks, integration?.method === 'rk4' ? 'rk4' : 'euler');
 
         // Discrete-event.
         const entitySpecs: EntitySpec[] = entities.map(e => ({ name: e.name, attrs: e.attributes.map(a => this.attrIndex.get(a)!) }));
@@ -348,31 +351,66 @@ class Compiler {
         return d.kind === 'quantity' && d.time === 0 ? String(this.flowFactor) : '1';
     }
 
-    /** `function(t, y, d)`: auxes and flows as locals in dependency order, then each stock's net flow in declaration order. */
-    private compileDerivative(stocks: ast.Stock[]): number {
-        if (this.flows.length === 0) return -1;
-        const ctx: Ctx = { deriv: true, entity: false, agent: false, locals: new Map() };
-        const nodes: (ast.Aux | ast.Flow)[] = [...this.auxes, ...this.flows];
-        const ordered = orderByDependencies(nodes,
-            n => refsOf(ast.isAux(n) ? n.value : n.rate).filter((r): r is ast.Aux | ast.Flow => ast.isAux(r) || ast.isFlow(r)),
-            n => this.fail(n, `'${n.name}' depends on itself`));
+    /**
+     * The derivative as code for one evaluation: auxes and flows as locals (suffixed) in
+     * dependency order, then each stock's net flow, summed in declaration order.
+     */
+    private derivStage(ordered: (ast.Aux | ast.Flow)[], stocks: ast.Stock[], stockVar: (i: number) => string, timeVar: string, suffix: string): { lines: string[]; d: string[] } {
+        const ctx: Ctx = { deriv: true, entity: false, agent: false, locals: new Map(), stockVar, timeVar };
         const lines: string[] = [];
         ordered.forEach((n, i) => {
-            const name = ast.isAux(n) ? `a${i}` : `f${i}`;
+            const name = `${ast.isAux(n) ? 'a' : 'f'}${i}_${suffix}`;
             const expr = ast.isAux(n) ? this.gen(n.value, ctx) : `(${this.gen(n.rate, ctx)}) * ${this.flowScale(n)}`;
             lines.push(`const ${name} = ${expr};`);
             ctx.locals.set(n, name);
         });
-        stocks.forEach((s, i) => {
+        const d = stocks.map(s => {
             const terms: string[] = [];
             for (const f of this.flows) {
                 const v = ctx.locals.get(f)!;
                 if (f.target?.ref === s) terms.push(terms.length === 0 ? v : `+ ${v}`);
                 if (f.source?.ref === s) terms.push(terms.length === 0 ? `-${v}` : `- ${v}`);
             }
-            lines.push(`d[${i}] = ${terms.length ? terms.join(' ') : '0'};`);
+            return terms.length ? terms.join(' ') : '0';
         });
-        return this.fn('t, y, d', lines.join('\n'));
+        return { lines, d };
+    }
+
+    /**
+     * One integration step as generated code, `function(t, h, y)`: the four RK4 stages (or
+     * the one Euler stage) unrolled over locals, in the same IEEE operation order as the
+     * textbook loop (tmp = y + h/2·k1 …, y + h/6·(k1 + 2k2 + 2k3 + k4)).
+     */
+    private compileDerivative(stocks: ast.Stock[], method: 'euler' | 'rk4'): number {
+        if (this.flows.length === 0) return -1;
+        const nodes: (ast.Aux | ast.Flow)[] = [...this.auxes, ...this.flows];
+        const ordered = orderByDependencies(nodes,
+            n => refsOf(ast.isAux(n) ? n.value : n.rate).filter((r): r is ast.Aux | ast.Flow => ast.isAux(r) || ast.isFlow(r)),
+            n => this.fail(n, `'${n.name}' depends on itself`));
+        const n = stocks.length;
+        const idx = Array.from({ length: n }, (_, i) => i);
+        const out: string[] = [];
+        out.push(...idx.map(i => `const y${i} = y[${i}];`));
+        const stage = (vars: (i: number) => string, time: string, k: string) => {
+            const { lines, d } = this.derivStage(ordered, stocks, vars, time, k);
+            out.push(...lines);
+            out.push(...idx.map(i => `const ${k}_${i} = ${d[i]};`));
+        };
+        if (method === 'euler') {
+            stage(i => `y${i}`, 't', 'k1');
+            out.push(...idx.map(i => `y[${i}] = y${i} + h * k1_${i};`));
+        } else {
+            out.push('const h2 = h / 2, h6 = h / 6, th = t + h2, te = t + h;');
+            stage(i => `y${i}`, 't', 'k1');
+            out.push(...idx.map(i => `const u${i} = y${i} + h2 * k1_${i};`));
+            stage(i => `u${i}`, 'th', 'k2');
+            out.push(...idx.map(i => `const v${i} = y${i} + h2 * k2_${i};`));
+            stage(i => `v${i}`, 'th', 'k3');
+            out.push(...idx.map(i => `const w${i} = y${i} + h * k3_${i};`));
+            stage(i => `w${i}`, 'te', 'k4');
+            out.push(...idx.map(i => `y[${i}] = y${i} + h6 * (k1_${i} + 2 * k2_${i} + 2 * k3_${i} + k4_${i});`));
+        }
+        return this.fn('t, h, y', out.join('\n'));
     }
 
     // -------------------------------------------------------------- processes
@@ -675,7 +713,7 @@ class Compiler {
         if (ast.isStock(t)) {
             const i = this.stockIndex.get(t);
             if (i === undefined) this.fail(node, `stock '${t.name}' is not part of this twin`);
-            return ctx.deriv ? `y[${i}]` : `R.stock(${i})`;
+            return ctx.deriv ? (ctx.stockVar ? ctx.stockVar(i) : `y[${i}]`) : `R.stock(${i})`;
         }
         if (ast.isAux(t) || ast.isFlow(t)) {
             if (ctx.deriv) return this.fail(node, `'${t.name}' is used before it is computed`);
@@ -756,7 +794,7 @@ class Compiler {
             case 'bernoulli': return `H.sampleBernoulli(${stream()}, ${arg('p')})`;
             case 'empirical': return `H.sampleEmpirical(${stream()}, ${arg('values')}${args.has('weights') ? `, ${arg('weights')}` : ''})`;
             case 'random': return `${stream()}.next()`;
-            case 'now': return ctx.deriv ? 't' : 'R.now';
+            case 'now': return ctx.deriv ? (ctx.timeVar ?? 't') : 'R.now';
             case 'min': return `Math.min(${arg('a')}, ${arg('b')})`;
             case 'max': return `Math.max(${arg('a')}, ${arg('b')})`;
             case 'abs': return `Math.abs(${arg('x')})`;

@@ -132,12 +132,10 @@ export class Replication {
     private sdK = 0;
     private onGrid = true;
     private readonly dt: number;
-    private readonly deriv: ((t: number, y: Float64Array, d: Float64Array) => void) | null;
-    private readonly k1: Float64Array;
-    private readonly k2: Float64Array;
-    private readonly k3: Float64Array;
-    private readonly k4: Float64Array;
-    private readonly tmp: Float64Array;
+    /** One generated integration step (RK4 or Euler), or null without flows. */
+    private readonly step: ((t: number, h: number, y: Float64Array) => void) | null;
+    /** While the integrator runs: the start of the step being computed (for errors). */
+    private inSD = false;
     private readonly monitoredStocks: Int32Array;
     private sdSteps = 0;
     private stockThin = 1;
@@ -205,10 +203,7 @@ export class Replication {
         p.stocks.forEach((s, i) => { this.Y[i] = Number((this.fns[s.init] as () => unknown)()); });
         this.ML.forEach((m, i) => { if (m) { m.value = this.Y[i]; m.reset(0); } });
         this.dt = p.dt;
-        this.deriv = p.deriv >= 0 ? this.fns[p.deriv] as (t: number, y: Float64Array, d: Float64Array) => void : null;
-        const n = p.stocks.length;
-        this.k1 = new Float64Array(n); this.k2 = new Float64Array(n); this.k3 = new Float64Array(n);
-        this.k4 = new Float64Array(n); this.tmp = new Float64Array(n);
+        this.step = p.deriv >= 0 ? this.fns[p.deriv] as (t: number, h: number, y: Float64Array) => void : null;
         this.monitoredStocks = Int32Array.from(this.ML.flatMap((m, i) => (m ? [i] : [])));
 
         // Discrete-event structures.
@@ -666,13 +661,15 @@ export class Replication {
 
     /** Advances the integrator to time t: whole steps on the grid k·dt, and a partial step to t when t is between. */
     private advanceSD(t: number): void {
-        if (this.deriv === null) {
+        const step = this.step;
+        if (step === null) {
             if (t > this.sdT) this.sdT = t;
             return;
         }
         const dt = this.dt;
-        const rk4 = this.program.method === 'rk4';
         const mon = this.monitoredStocks;
+        const y = this.Y;
+        this.inSD = true;
         while (this.sdT < t) {
             const grid = (this.sdK + 1) * dt;
             let next: number, h: number;
@@ -686,37 +683,18 @@ export class Replication {
                 h = t - this.sdT;
                 this.onGrid = false;
             }
-            if (rk4) this.rk4(this.sdT, h); else this.euler(this.sdT, h);
+            step(this.sdT, h, y);
             this.sdT = next;
             this.sdSteps++;
-            for (let j = 0; j < mon.length; j++) this.ML[mon[j]]!.ramp(next, this.Y[mon[j]]);
-            if (this.tr && this.sdSteps % this.stockThin === 0) {
-                const saved = this.now;
-                this.now = next;
-                for (let j = 0; j < this.Y.length; j++) this.counter(this.program.stocks[j].name, this.Y[j]);
-                this.now = saved;
-            }
+            for (let j = 0; j < mon.length; j++) this.ML[mon[j]]!.ramp(next, y[mon[j]]);
+            if (this.tr && this.sdSteps % this.stockThin === 0) this.traceStocks(next);
         }
+        this.inSD = false;
     }
 
-    private euler(t: number, h: number): void {
-        const y = this.Y, k1 = this.k1, n = y.length;
-        this.deriv!(t, y, k1);
-        for (let j = 0; j < n; j++) y[j] = y[j] + h * k1[j];
-    }
-
-    private rk4(t: number, h: number): void {
-        const y = this.Y, k1 = this.k1, k2 = this.k2, k3 = this.k3, k4 = this.k4, tmp = this.tmp, n = y.length;
-        const f = this.deriv!;
-        const h2 = h / 2, h6 = h / 6;
-        f(t, y, k1);
-        for (let j = 0; j < n; j++) tmp[j] = y[j] + h2 * k1[j];
-        f(t + h2, tmp, k2);
-        for (let j = 0; j < n; j++) tmp[j] = y[j] + h2 * k2[j];
-        f(t + h2, tmp, k3);
-        for (let j = 0; j < n; j++) tmp[j] = y[j] + h * k3[j];
-        f(t + h, tmp, k4);
-        for (let j = 0; j < n; j++) y[j] = y[j] + h6 * (k1[j] + 2 * k2[j] + 2 * k3[j] + k4[j]);
+    private traceStocks(t: number): void {
+        const w = this.wall();
+        for (let j = 0; j < this.Y.length; j++) this.sink!.record({ kind: 'counter', name: this.program.stocks[j].name, t, wall: w, value: this.Y[j] });
     }
 
     // ================================================================ agents
@@ -962,7 +940,9 @@ export class Replication {
 
     fail(site: number, message: string): never {
         const loc: SourceLocation | undefined = this.program.sites[site];
-        const err = new SimulationError(message, loc, this.now, this.subject());
+        const time = this.inSD ? this.sdT : this.now;
+        this.inSD = false;
+        const err = new SimulationError(message, loc, time, this.inSD ? undefined : this.subject());
         if (this.tr) this.sink!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
         throw err;
     }
