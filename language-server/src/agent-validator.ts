@@ -10,7 +10,7 @@ import { IssueCodes } from './issue-codes.js';
 import type { ExpressionValidator } from './expression-validator.js';
 import { readOnnxMetadata, type OnnxMetadata, type OnnxTensorInfo } from './onnx-metadata.js';
 import { checkAssignable } from './twin-validator.js';
-import { unquote, valueTypeDim } from './units.js';
+import { evaluateConstant, unquote, valueTypeDim } from './units.js';
 import { checkDuplicates, didYouMean, kindName, nearestName, report } from './validation-util.js';
 
 /** How the validator reads model files: injectable so that tests and other hosts can supply their own. */
@@ -57,6 +57,11 @@ export class AgentValidator {
 
     checkSwarm(swarm: ast.Swarm, accept: ValidationAcceptor): void {
         this.expressions.expectCount(swarm.count, 'The count of a swarm', accept, swarm, 'count');
+        const value = evaluateConstant(swarm.count);
+        if (typeof value === 'number' && !(value > 0 && Number.isInteger(value))) {
+            report(accept, 'error', IssueCodes.InvalidCapacity, `The count of swarm '${swarm.name}' must be a whole number above 0, but it is ${value}.`, swarm, 'count',
+                { suggestion: String(Math.max(1, Math.round(value))) });
+        }
     }
 
     checkCoordinator(coordinator: ast.Coordinator, accept: ValidationAcceptor): void {

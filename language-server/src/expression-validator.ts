@@ -4,7 +4,7 @@
  * argument units) and constant distribution parameters (negative means, min > max,
  * probabilities outside [0, 1]).
  */
-import { AstUtils, type AstNode, type Properties, type ValidationAcceptor } from 'langium';
+import { type AstNode, type Properties, type ValidationAcceptor } from 'langium';
 import * as ast from '../generated/ast.js';
 import { BUILTINS, findBuiltin, type Builtin, type BuiltinParam } from './builtins.js';
 import { IssueCodes } from './issue-codes.js';
@@ -24,11 +24,18 @@ export function isConstantZero(expr: ast.Expression | undefined): boolean {
 }
 
 /** True when an expression contains a unit mismatch that is reported on its own. */
-function containsMismatch(expr: ast.Expression): boolean {
-    for (const node of AstUtils.streamAst(expr)) {
-        if (ast.isBinaryExpr(node) && (ADDITIVE.has(node.op) || COMPARISON.has(node.op)) && binaryMismatch(node)) return true;
+function containsMismatch(expr: ast.Expression | undefined): boolean {
+    if (!expr) return false;
+    switch (expr.$type) {
+        case 'BinaryExpr':
+            if ((ADDITIVE.has(expr.op) || COMPARISON.has(expr.op)) && binaryMismatch(expr)) return true;
+            return containsMismatch(expr.left) || containsMismatch(expr.right);
+        case 'UnaryExpr': return containsMismatch(expr.operand);
+        case 'CallExpr': return expr.args.some(a => containsMismatch(a.value));
+        case 'ListLiteral': return expr.items.some(containsMismatch);
+        case 'MemberAccess': return containsMismatch(expr.receiver);
+        default: return false;
     }
-    return false;
 }
 
 function binaryMismatch(expr: ast.BinaryExpr): boolean {
@@ -279,23 +286,24 @@ export class ExpressionValidator {
 
     /** Constraints on constant arguments: positive means, non-negative deviations, probabilities, min ≤ mode ≤ max, empirical weights. */
     private checkConstraints(builtin: Builtin, binding: Map<BuiltinParam, ast.Argument>, accept: ValidationAcceptor): void {
-        const values = new Map<string, { value: number; dim: Dim; arg: ast.Argument }>();
+        const values = new Map<string, { value: number; arg: ast.Argument }>();
+        const related = new Set((builtin.relations ?? []).flatMap(r => [r.lower, r.upper]));
         for (const [param, arg] of binding) {
+            if (!param.constraints && !related.has(param.name)) continue;
             const value = evaluateConstant(arg.value);
             if (typeof value !== 'number') continue;
-            const dim = inferDim(arg.value);
-            values.set(param.name, { value, dim, arg });
-            const shown = formatQuantity(value, dim);
+            values.set(param.name, { value, arg });
+            const shown = () => formatQuantity(value, inferDim(arg.value));
             for (const constraint of param.constraints ?? []) {
                 if (constraint === 'positive' && !(value > 0)) {
-                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must be positive, but it is ${shown}.`, arg, 'value');
+                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must be positive, but it is ${shown()}.`, arg, 'value');
                 } else if (constraint === 'nonNegative' && value < 0) {
-                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must not be negative, but it is ${shown}.`, arg, 'value');
+                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must not be negative, but it is ${shown()}.`, arg, 'value');
                 } else if (constraint === 'probability' && (value < 0 || value > 1)) {
-                    report(accept, 'error', IssueCodes.ProbabilityOutOfRange, `'${param.name}' of ${builtin.name} is a probability and must be between 0 and 1, but it is ${shown}.`, arg, 'value',
+                    report(accept, 'error', IssueCodes.ProbabilityOutOfRange, `'${param.name}' of ${builtin.name} is a probability and must be between 0 and 1, but it is ${shown()}.`, arg, 'value',
                         { suggestion: String(Math.min(1, Math.max(0, value))) });
                 } else if (constraint === 'integer' && !Number.isInteger(value)) {
-                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must be a whole number, but it is ${shown}.`, arg, 'value');
+                    report(accept, 'error', IssueCodes.InvalidDistributionParameter, `'${param.name}' of ${builtin.name} must be a whole number, but it is ${shown()}.`, arg, 'value');
                 }
             }
         }
@@ -304,7 +312,7 @@ export class ExpressionValidator {
             const upper = values.get(relation.upper);
             if (lower && upper && lower.value > upper.value) {
                 report(accept, 'error', IssueCodes.InvalidDistributionParameter,
-                    `${builtin.name}: ${relation.message} (${relation.lower} is ${formatQuantity(lower.value, lower.dim)}, ${relation.upper} is ${formatQuantity(upper.value, upper.dim)}).`,
+                    `${builtin.name}: ${relation.message} (${relation.lower} is ${formatQuantity(lower.value, inferDim(lower.arg.value))}, ${relation.upper} is ${formatQuantity(upper.value, inferDim(upper.arg.value))}).`,
                     upper.arg, 'value');
             }
         }

@@ -16,9 +16,13 @@ export function report<N extends AstNode>(
     accept(severity, message, { node, property, index, code, data });
 }
 
-/** Levenshtein distance, bounded: returns `limit + 1` as soon as the distance exceeds `limit`. */
+/**
+ * Edit distance with adjacent transpositions (optimal string alignment), bounded:
+ * returns `limit + 1` as soon as the distance exceeds `limit`.
+ */
 export function editDistance(a: string, b: string, limit = Number.MAX_SAFE_INTEGER): number {
     if (Math.abs(a.length - b.length) > limit) return limit + 1;
+    let before = new Array<number>(b.length + 1).fill(0);
     let prev = new Array<number>(b.length + 1);
     let curr = new Array<number>(b.length + 1);
     for (let j = 0; j <= b.length; j++) prev[j] = j;
@@ -27,11 +31,15 @@ export function editDistance(a: string, b: string, limit = Number.MAX_SAFE_INTEG
         let rowMin = curr[0];
         for (let j = 1; j <= b.length; j++) {
             const cost = a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1;
-            curr[j] = Math.min(prev[j] + 1, curr[j - 1] + 1, prev[j - 1] + cost);
-            if (curr[j] < rowMin) rowMin = curr[j];
+            let d = Math.min(prev[j] + 1, curr[j - 1] + 1, prev[j - 1] + cost);
+            if (i > 1 && j > 1 && a.charCodeAt(i - 1) === b.charCodeAt(j - 2) && a.charCodeAt(i - 2) === b.charCodeAt(j - 1)) {
+                d = Math.min(d, before[j - 2] + 1);
+            }
+            curr[j] = d;
+            if (d < rowMin) rowMin = d;
         }
         if (rowMin > limit) return limit + 1;
-        [prev, curr] = [curr, prev];
+        [before, prev, curr] = [prev, curr, before];
     }
     return prev[b.length];
 }
