@@ -91,9 +91,11 @@ export class AiMatrixCodeActionProvider implements CodeActionProvider {
             case IssueCodes.UnitMismatch:
             case IssueCodes.ExpectedTime: {
                 if (!NUMBER_TEXT.test(text)) break;
-                const rate = data.suggestion?.startsWith('per ') ?? false;
+                // The suggestion is a unit (`min`, `per h`) or the whole corrected text (`3 min`).
+                const suggested = data.suggestion?.replace(/^\s*-?[\d.]+(?:[eE][+-]?\d+)?\s*/, '').trim();
+                const rate = suggested?.startsWith('per ') ?? false;
                 const units = TIME_UNITS.map(u => rate ? `per ${u}` : u);
-                const first = data.suggestion && units.includes(data.suggestion) ? data.suggestion : (rate ? 'per min' : 'min');
+                const first = suggested && units.includes(suggested) ? suggested : (rate ? 'per min' : 'min');
                 for (const unit of [first, ...units.filter(u => u !== first)]) {
                     fix(`Add unit '${unit}'`, [{ range: { start: d.range.end, end: d.range.end }, newText: ` ${unit}` }], unit === first);
                 }
@@ -210,7 +212,7 @@ export class AiMatrixCodeActionProvider implements CodeActionProvider {
         if (!process || process.steps.length === 0) return;
         let resources: string[];
         const seize = node ? AstUtils.getContainerOfType(node, ast.isSeizeStep) : undefined;
-        if (data.suggestion) resources = [data.suggestion];
+        if (data.suggestion) resources = [data.suggestion.replace(/^\s*release\s+/, '').trim()];
         else if (seize?.resource?.$refText) resources = [seize.resource.$refText];
         else {
             const seized = new Set<string>();

@@ -164,6 +164,8 @@ describe('quick fixes', () => {
         const { actions, apply } = await fixes('twin T { entity E  process P for E { delay 3 } }', '3', IssueCodes.ExpectedTime);
         expect(actions.map(a => a.title)).toEqual(["Add unit 'min'", "Add unit 'ms'", "Add unit 's'", "Add unit 'h'", "Add unit 'd'"]);
         expect(apply()).toBe('twin T { entity E  process P for E { delay 3 min } }');
+        const whole = await fixes('twin T { entity E  process P for E { delay 3 } }', '3', IssueCodes.ExpectedTime, { suggestion: '3 h' });
+        expect(whole.actions[0].title).toBe("Add unit 'h'");
         const rate = await fixes('twin T { param r = 3 }', '3', IssueCodes.UnitMismatch, { suggestion: 'per h' });
         expect(rate.actions[0].title).toBe("Add unit 'per h'");
         expect(rate.apply()).toBe('twin T { param r = 3 per h }');
@@ -196,6 +198,9 @@ describe('quick fixes', () => {
         // on the process rather than the seize: what is seized and never released
         const onProcess = await fixes(text, 'P', IssueCodes.UnreleasedResource, {}, 0);
         expect(onProcess.apply()).toBe(apply());
+        // the validator's suggestion, written as the step to add
+        const suggested = await fixes(text, 'R', IssueCodes.UnreleasedResource, { suggestion: 'release R' }, 1);
+        expect(suggested.actions.map(a => a.title)).toEqual(["Release 'R' at the end of process 'P'"]);
     });
 
     test('duplicate name: rename to a free name', async () => {
@@ -236,6 +241,24 @@ describe('quick fixes', () => {
             textDocument: { uri: document.uri.toString() }, range: diagnostic!.range, context: { diagnostics: [diagnostic!] }
         }) ?? []) as CodeAction[];
         expect(applyAction(document, actions[0])).toBe('twin T {\n  param tellers = 3\n  resource R capacity tellers\n}\n');
+    });
+
+    test('end to end: the validator\'s expected-time and unreleased-resource diagnostics are fixed', async () => {
+        const languages = createAiMatrixServices(EmptyFileSystem);
+        const text = 'twin T {\n  resource R capacity 1\n  entity E\n  source S creates E every 1 min into P\n  process P for E {\n    seize R\n    delay 3\n  }\n}\n';
+        const document = languages.shared.workspace.LangiumDocumentFactory.fromString(text, URI.parse('file:///e2e/u.twin'));
+        languages.shared.workspace.LangiumDocuments.addDocument(document);
+        await languages.shared.workspace.DocumentBuilder.build([document], { validation: true });
+        const fixed = async (code: string) => {
+            const diagnostic = (document.diagnostics ?? []).find(d => d.code === code);
+            expect(diagnostic, code).toBeDefined();
+            const actions = (await languages.twin.lsp.CodeActionProvider!.getCodeActions(document, {
+                textDocument: { uri: document.uri.toString() }, range: diagnostic!.range, context: { diagnostics: [diagnostic!] }
+            }) ?? []) as CodeAction[];
+            return applyAction(document, actions.find(a => a.isPreferred));
+        };
+        expect(await fixed(IssueCodes.ExpectedTime)).toBe(text.replace('delay 3', 'delay 3 min'));
+        expect(await fixed(IssueCodes.UnreleasedResource)).toBe(text.replace('    delay 3\n', '    delay 3\n    release R\n'));
     });
 
     test('end to end: a name declared in another file gets an import fix', async () => {
