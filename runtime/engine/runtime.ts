@@ -155,6 +155,7 @@ export class Replication {
     private curG = -1;
     private curA = -1;
     private readonly seriesCache = new Map<string, AgentSeries>();
+    private readonly votes = new Map<string, Set<number>>();
 
     // ---- tracing
     private readonly tr: boolean;
@@ -714,6 +715,8 @@ export class Replication {
             const group = p.groups[g];
             const type = p.agentTypes[group.agentType];
             for (let a = 0; a < group.count; a++) {
+                // Under a leader coordinator only the leader (the lowest-index agent) runs its timers.
+                if (this.groupStrategy[g] === 'leader' && a !== 0) continue;
                 for (let i = 0; i < type.timers.length; i++) this.scheduleTimer(g, a, i);
             }
         }
@@ -770,6 +773,16 @@ export class Replication {
 
     send(channel: number, payload: Record<string, unknown>, a: number, _st: unknown, site: number): void {
         void site;
+        if (this.curG >= 0 && this.groupStrategy[this.curG] === 'consensus') {
+            // Under consensus a message leaves the swarm only when a majority of its agents
+            // sent on that channel since the last heartbeat (the last sender's payload goes).
+            const key = `${this.curG}:${channel}`;
+            let voters = this.votes.get(key);
+            if (!voters) { voters = new Set(); this.votes.set(key, voters); }
+            voters.add(a);
+            if (voters.size * 2 <= this.program.groups[this.curG].count) return;
+            voters.clear();
+        }
         const from = this.curG >= 0 ? this.agentName(this.curG, a) : '';
         const id = this.nextId++;
         const m: Message = { channel, payload, from, id };
@@ -789,7 +802,7 @@ export class Replication {
         for (let g = 0; g < p.groups.length; g++) {
             const group = p.groups[g];
             const type = p.agentTypes[group.agentType];
-            const handlers = type.handlers.filter(h => h.channel === m.channel);
+            const handlers = this.handlersOf(group.agentType, m.channel);
             if (handlers.length === 0 || group.count === 0) continue;
             const strategy = this.groupStrategy[g];
             let from = 0, to = group.count;
@@ -807,9 +820,21 @@ export class Replication {
         }
     }
 
+    private readonly handlerCache = new Map<number, { channel: number; body: number }[]>();
+    private handlersOf(agentType: number, channel: number): { channel: number; body: number }[] {
+        const key = agentType * 65536 + channel;
+        let h = this.handlerCache.get(key);
+        if (!h) {
+            h = this.program.agentTypes[agentType].handlers.filter(x => x.channel === channel);
+            this.handlerCache.set(key, h);
+        }
+        return h;
+    }
+
     private heartbeat(c: number): void {
         const coord = this.program.coordinators[c];
         if (this.tr) this.sink!.record({ kind: 'instant', name: 'heartbeat', t: this.now, wall: this.wall(), subject: coord.name });
+        for (const [key, voters] of this.votes) if (key.startsWith(`${coord.group}:`)) voters.clear();
         this.heap.push(this.now + coord.heartbeat, EV_HEARTBEAT, c, 0);
     }
 

@@ -331,21 +331,33 @@ export class TimeWeighted {
 /** A series over the agents of a population or swarm (one state variable), evaluated when asked. */
 export class AgentSeries {
     constructor(private readonly values: () => ArrayLike<unknown>) {}
-    private nums(): number[] {
-        return Array.from(this.values(), v => typeof v === 'boolean' ? (v ? 1 : 0) : Number(v));
+    private static num(v: unknown): number {
+        return typeof v === 'number' ? v : typeof v === 'boolean' ? (v ? 1 : 0) : Number(v);
     }
-    mean(): number { const x = this.nums(); return x.length ? x.reduce((a, b) => a + b, 0) / x.length : NaN; }
+    sum(): number {
+        const x = this.values();
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += AgentSeries.num(x[i]);
+        return s;
+    }
+    mean(): number { const n = this.values().length; return n ? this.sum() / n : NaN; }
     stdev(): number {
-        const x = this.nums();
+        const x = this.values();
         if (x.length < 2) return NaN;
-        const m = x.reduce((a, b) => a + b, 0) / x.length;
-        return Math.sqrt(x.reduce((a, b) => a + (b - m) ** 2, 0) / (x.length - 1));
+        const m = this.mean();
+        let s = 0;
+        for (let i = 0; i < x.length; i++) s += (AgentSeries.num(x[i]) - m) ** 2;
+        return Math.sqrt(s / (x.length - 1));
     }
-    sum(): number { return this.nums().reduce((a, b) => a + b, 0); }
-    fraction(): number { const x = this.nums(); return x.length ? x.filter(v => v !== 0).length / x.length : NaN; }
+    fraction(): number {
+        const x = this.values();
+        let k = 0;
+        for (let i = 0; i < x.length; i++) if (AgentSeries.num(x[i]) !== 0) k++;
+        return x.length ? k / x.length : NaN;
+    }
     final(): number { return this.mean(); }
     percentile(p: number): number {
-        const x = this.nums().sort((a, b) => a - b);
+        const x = Array.from(this.values(), AgentSeries.num).sort((a, b) => a - b);
         if (x.length === 0) return NaN;
         const i = Math.min(x.length - 1, Math.max(0, Math.ceil((p / 100) * x.length) - 1));
         return x[i];

@@ -9,14 +9,17 @@ let counter = 0;
 
 /**
  * Parses, links and validates files given as { 'name.twin': text, 'name.agent': text }
- * and returns the twin called `twinName` (or the first). Fails on errors.
+ * and returns the twin called `twinName` (or the first). Fails on errors. With `root`, the
+ * files sit in that real folder (so relative model paths resolve); otherwise in memory.
  */
-export async function parseTwin(files: Record<string, string> | string, twinName?: string): Promise<ast.Twin> {
+export async function parseTwin(files: Record<string, string> | string, twinName?: string, root?: string): Promise<ast.Twin> {
     const all = typeof files === 'string' ? { 'model.twin': files } : files;
-    const dir = `file:///engine-test-${++counter}`;
+    const dir = root ? URI.file(root).toString() : `file:///engine-test-${++counter}`;
     const docs: LangiumDocument[] = [];
     for (const [name, text] of Object.entries(all)) {
-        const doc = services.shared.workspace.LangiumDocumentFactory.fromString(text, URI.parse(`${dir}/${name}`));
+        const uri = URI.parse(`${dir}/${name}`);
+        if (services.shared.workspace.LangiumDocuments.hasDocument(uri)) services.shared.workspace.LangiumDocuments.deleteDocument(uri);
+        const doc = services.shared.workspace.LangiumDocumentFactory.fromString(text, uri);
         services.shared.workspace.LangiumDocuments.addDocument(doc);
         docs.push(doc);
     }
@@ -33,8 +36,8 @@ export async function parseTwin(files: Record<string, string> | string, twinName
     throw new Error(`no twin ${twinName ?? ''}`);
 }
 
-export async function compile(files: Record<string, string> | string, options?: CompileOptions & { twin?: string }): Promise<CompiledTwin> {
-    return compileTwin(await parseTwin(files, options?.twin), options);
+export async function compile(files: Record<string, string> | string, options?: CompileOptions & { twin?: string; root?: string }): Promise<CompiledTwin> {
+    return compileTwin(await parseTwin(files, options?.twin, options?.root), options);
 }
 
 /** Erlang C: probability of waiting and mean wait in queue for M/M/c (rates per unit time). */
