@@ -59,6 +59,11 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
         .option('--trace <file>', 'write the trace of the first replication of the first point to FILE (JSON Lines); also stored with the run')
         .addHelpText('after', [
             '',
+            '--json prints {"runId","state","twin","experiment","seed","replications","horizon":{"value","unit"},',
+            '"points":[{"set":{NAME:VALUE},"kpis":{NAME:{"unit","mean","stdev","ci95":[lo,hi],"min","max","n"}}}],',
+            '"events","wallMs","errors":[…]}; horizon.value is null when the model runs until no event is left;',
+            'set values are in each parameter\'s declared unit; stdev and ci95 are null when n < 2.',
+            '',
             'The run is stored under .aimatrix/runs/<runId>/ in the current folder: run.json (what was run',
             'and its state), results.json, and trace.jsonl with --trace. KPI values are in each KPI\'s unit.',
             'Ctrl+C stops the running replications and keeps those that finished.',
@@ -247,7 +252,10 @@ export async function runCommand(file: string, opts: RunOptions, io: RunIo): Pro
 }
 
 export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerResult): RunReport {
-    const wanted = plan.report ? result.kpis.filter(k => plan.report!.includes(k.name)) : result.kpis;
+    // The experiment's `report` chooses the KPIs and their order.
+    const wanted = plan.report
+        ? plan.report.flatMap(name => result.kpis.filter(k => k.name === name))
+        : result.kpis;
     const errors: Array<{ point: number; replication: number } & FailureInfo> = [];
     const points = plan.points.map((point, p) => {
         const outcomes = result.outcomes[p];
