@@ -58,12 +58,20 @@ export interface InstrSpec {
     end?: number;
     /** Branch: the stream for probability arms. */
     stream?: number;
+    /** Delay: a fast path for the common case (see FastSample). */
+    fast?: FastSample;
     site: number;
 }
 
+/**
+ * An exponential with a constant or parameter argument, sampled inline by the hot loop
+ * (no closure call): the same arithmetic and the same stream as the generated code.
+ */
+export interface FastSample { kind: 'mean' | 'rate'; stream: number; param: number; value: number }
+
 export interface ProcessSpec { name: string; entity: number; code: InstrSpec[]; loc: SourceLocation }
 export interface ResourceSpec { name: string; capacity: number; discipline: number; loc: SourceLocation }
-export interface SourceSpec { name: string; entity: number; target: number; interarrival: number; limit: number; until: number; site: number }
+export interface SourceSpec { name: string; entity: number; target: number; interarrival: number; fast?: FastSample; limit: number; until: number; site: number }
 export interface EntitySpec { name: string; attrs: number[] }
 export interface AttrSpec { name: string; init: number; numeric: boolean }
 export interface StockSpec { name: string; init: number; loc: SourceLocation }
@@ -306,6 +314,7 @@ class Compiler {
             return {
                 name: s.name, entity, target,
                 interarrival: this.exprFn(s.interarrival, TWIN_CTX, ''),
+                fast: this.fastSample(s.interarrival),
                 limit: this.exprFn(s.limit, TWIN_CTX, ''),
                 until: this.exprFn(s.until, TWIN_CTX, ''),
                 site: this.site(s.interarrival ?? s)
@@ -437,7 +446,7 @@ class Compiler {
                     break;
                 }
                 case 'DelayStep':
-                    emit({ op: OP_DELAY, a: 0, fn: this.exprFn(s.duration, ctx, 'e'), fn2: -1, site });
+                    emit({ op: OP_DELAY, a: 0, fn: this.exprFn(s.duration, ctx, 'e'), fn2: -1, fast: this.fastSample(s.duration), site });
                     break;
                 case 'RouteStep': {
                     const t = s.target?.ref;
@@ -755,6 +764,18 @@ class Compiler {
             this.kpiFns.set(k, i);
         }
         return i;
+    }
+
+    private fastSample(e: ast.Expression | undefined): FastSample | undefined {
+        if (!ast.isCallExpr(e) || e.func !== 'exponential' || e.args.length !== 1) return undefined;
+        const args = this.args(e);
+        const kind = args.has('rate') ? 'rate' : args.has('mean') ? 'mean' : undefined;
+        const x = kind ? args.get(kind) : undefined;
+        if (!kind || !x) return undefined;
+        const stream = this.stream(e);
+        if (ast.isQuantityLiteral(x)) return { kind, stream, param: -1, value: x.value * unitSpecDim(x.unit).factor };
+        if (ast.isRefExpr(x) && ast.isParam(x.target?.ref)) return { kind, stream, param: this.paramIndex.get(x.target.ref)!, value: 0 };
+        return undefined;
     }
 
     /** Arguments of a built-in call, by parameter name. */

@@ -45,6 +45,11 @@ class Instr {
     readonly end: number;
     readonly stream: Uniform | null;
     readonly site: number;
+    /** Inline exponential: 0 none, 1 mean, 2 rate; its stream, parameter slot (or -1) and constant. */
+    readonly fastKind: number;
+    readonly fastStream: Uniform | null;
+    readonly fastParam: number;
+    readonly fastValue: number;
     constructor(s: InstrSpec, fns: Fn[], streams: Uniform[]) {
         const f = (i: number) => (i >= 0 ? fns[i] as EntityFn : null);
         this.op = s.op;
@@ -57,6 +62,10 @@ class Instr {
         this.end = s.end ?? -1;
         this.stream = s.stream !== undefined && s.stream >= 0 ? streams[s.stream] : null;
         this.site = s.site;
+        this.fastKind = s.fast ? (s.fast.kind === 'mean' ? 1 : 2) : 0;
+        this.fastStream = s.fast ? streams[s.fast.stream] : null;
+        this.fastParam = s.fast ? s.fast.param : -1;
+        this.fastValue = s.fast ? s.fast.value : 0;
     }
 }
 
@@ -389,7 +398,15 @@ export class Replication {
     }
 
     private scheduleArrival(s: number): void {
-        const ia = Number(this.srcIa[s]());
+        const fast = this.program.sources[s].fast;
+        let ia: number;
+        if (fast !== undefined) {
+            const x = fast.param >= 0 ? this.P[fast.param] as number : fast.value;
+            const u = this.streams[fast.stream].next();
+            ia = fast.kind === 'mean' ? -Math.log(1 - u) * x : -Math.log(1 - u) / x;
+        } else {
+            ia = Number(this.srcIa[s]());
+        }
         if (!(ia >= 0)) this.fail(this.program.sources[s].site, `negative or invalid inter-arrival time ${ia} s`);
         const t = this.now + ia;
         if (t <= this.srcUntil[s]) this.heap.push(t, EV_ARRIVAL, s, 0);
@@ -523,7 +540,14 @@ export class Replication {
                     continue;
                 }
                 case OP_DELAY: {
-                    const d = ins.fn!(e) as number;
+                    let d: number;
+                    if (ins.fastKind !== 0) {
+                        const x = ins.fastParam >= 0 ? this.P[ins.fastParam] as number : ins.fastValue;
+                        const u = ins.fastStream!.next();
+                        d = ins.fastKind === 1 ? -Math.log(1 - u) * x : -Math.log(1 - u) / x;
+                    } else {
+                        d = ins.fn!(e) as number;
+                    }
                     if (!(d >= 0)) this.fail(ins.site, `negative or invalid delay ${d} s`);
                     this.ePc[e] = pc + 1;
                     if (this.tr) this.eStepStart[e] = now;
@@ -801,7 +825,6 @@ export class Replication {
         const p = this.program;
         for (let g = 0; g < p.groups.length; g++) {
             const group = p.groups[g];
-            const type = p.agentTypes[group.agentType];
             const handlers = this.handlersOf(group.agentType, m.channel);
             if (handlers.length === 0 || group.count === 0) continue;
             const strategy = this.groupStrategy[g];
