@@ -124,7 +124,7 @@ export class AgentValidator {
         const target = access.receiver.target?.ref;
         if (ast.isMessageParam(target)) {
             const channel = target.$container.channel?.ref;
-            if (!channel || channel.fields.some(f => f.name === access.member)) return;
+            if (!channel || access.member === undefined || channel.fields.some(f => f.name === access.member)) return;
             const suggestion = nearestName(access.member, channel.fields.map(f => f.name));
             report(accept, 'error', IssueCodes.UnknownMessageField,
                 `Messages on channel ${channel.name} have no field '${access.member}'.${didYouMean(suggestion)}`, access, 'member', { suggestion });
@@ -132,7 +132,7 @@ export class AgentValidator {
             const agent = target.agent?.ref;
             if (!agent) return;
             const states = agent.members.filter(ast.isStateVar).map(s => s.name);
-            if (states.includes(access.member)) return;
+            if (access.member === undefined || states.includes(access.member)) return;
             const suggestion = nearestName(access.member, states);
             report(accept, 'error', IssueCodes.UnresolvedReference,
                 `Agent ${agent.name} has no state '${access.member}'.${didYouMean(suggestion)}`, access, 'member', { suggestion });
@@ -206,9 +206,10 @@ export class AgentValidator {
             }
         }
         const file = model.settings.find(ast.isModelFile);
+        if (file && file.path === undefined) return;
         if (!file) {
             report(accept, 'error', IssueCodes.ModelWithoutFile, `Model '${model.name}' has no 'file': say which ONNX file it runs.`, model, 'name',
-                { suggestion: `file "models/${model.name.toLowerCase()}.onnx"` });
+                { suggestion: `file "models/${(model.name ?? 'model').toLowerCase()}.onnx"` });
             return;
         }
         const uri = AstUtils.getDocument(model).uri;
@@ -290,7 +291,7 @@ function settingKeyword(setting: ast.ModelSetting): string {
 }
 
 export function tensorName(tensor: ast.TensorSpec): string {
-    return unquote(tensor.name);
+    return unquote(tensor.name ?? '');
 }
 
 function capitalize(s: string): string {

@@ -9,7 +9,7 @@
  * Every check looks at one node and its direct neighbourhood, or computes per-twin maps
  * once (reachability, held resources), so validation stays linear in the file's size.
  */
-import { AstUtils, type AstNode, type LangiumDocuments, type ValidationAcceptor, type ValidationChecks, type IndexManager, type FileSystemProvider } from 'langium';
+import { AstUtils, type AstNode, type LangiumDocument, type LangiumDocuments, type ValidationAcceptor, type ValidationChecks, type IndexManager, type FileSystemProvider } from 'langium';
 import * as ast from '../generated/ast.js';
 import type { AiMatrixServices } from './aimatrix-module.js';
 import { importedUris, resolveImport } from './aimatrix-scope-provider.js';
@@ -122,6 +122,22 @@ export class AiMatrixValidator {
         }
     }
 
+    /** An import of a loaded file from which this file references nothing. */
+    private checkUnusedImports(file: ast.TwinFile | ast.AgentFile, document: LangiumDocument, accept: ValidationAcceptor): void {
+        if (file.imports.length === 0) return;
+        const used = new Set<string>();
+        for (const reference of document.references) {
+            const uri = '$nodeDescription' in reference ? reference.$nodeDescription?.documentUri : undefined;
+            if (uri) used.add(uri.toString());
+        }
+        for (const node of file.imports) {
+            if (!node.path) continue;
+            const uri = resolveImport(document.uri, node.path);
+            if (uri.toString() === document.uri.toString() || !this.documents.hasDocument(uri) || used.has(uri.toString())) continue;
+            report(accept, 'warning', IssueCodes.ImportNotNeeded, `Nothing from '${unquote(node.path)}' is used in this file.`, node, 'path');
+        }
+    }
+
     /** Names declared twice in a file, and top-level names that an imported file declares too. */
     checkFile(file: ast.TwinFile | ast.AgentFile, accept: ValidationAcceptor): void {
         const topLevel: (AstNode & { name: string })[] = ast.isTwinFile(file) ? [...file.elements] : [...file.systems];
@@ -129,6 +145,7 @@ export class AiMatrixValidator {
         const exported: (AstNode & { name: string })[] = [...topLevel];
         if (ast.isAgentFile(file)) for (const system of file.systems) exported.push(...system.members);
         const document = AstUtils.getDocument(file);
+        this.checkUnusedImports(file, document, accept);
         const imported = new Set(importedUris(document).map(u => u.toString()));
         imported.delete(document.uri.toString());
         if (imported.size === 0 || exported.length === 0) return;

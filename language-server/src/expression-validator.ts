@@ -129,6 +129,7 @@ export class ExpressionValidator {
     }
 
     checkCallExpr(call: ast.CallExpr, accept: ValidationAcceptor): void {
+        if (call.func === undefined) return;
         const builtin = findBuiltin(call.func);
         if (!builtin) {
             const suggestion = nearestName(call.func, BUILTIN_NAMES);

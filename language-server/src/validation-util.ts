@@ -48,13 +48,14 @@ export function editDistance(a: string, b: string, limit = Number.MAX_SAFE_INTEG
  * The candidate nearest to `name` by edit distance, if it is near enough to be a
  * plausible typo (at most a third of the name's length, at least 1; case differences are cheap).
  */
-export function nearestName(name: string, candidates: Iterable<string>): string | undefined {
+export function nearestName(name: string | undefined, candidates: Iterable<string | undefined>): string | undefined {
+    if (!name) return undefined;
     const limit = Math.max(1, Math.floor(name.length / 3));
     let best: string | undefined;
     let bestDistance = limit + 1;
     const lower = name.toLowerCase();
     for (const candidate of candidates) {
-        if (candidate === name) continue;
+        if (!candidate || candidate === name) continue;
         const d = candidate.toLowerCase() === lower ? 0.5 : editDistance(name, candidate, limit);
         if (d < bestDistance) {
             best = candidate;

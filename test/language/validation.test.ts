@@ -96,7 +96,19 @@ const CASES: Partial<Record<string, Case[]>> = {
         }
     ],
     [IssueCodes.ImportNotFound]: [
-        { name: 'an import of a file that is not there', bad: { 'main.twin': `import "missing.twin"\n${bank()}` }, good: { 'main.twin': `import "lib.twin"\n${bank()}`, 'lib.twin': 'twin Lib { }' } }
+        { name: 'an import of a file that is not there', bad: { 'main.twin': `import "missing.twin"\n${bank()}` }, good: { 'main.twin': `import "lib.twin"\n${bank()}\nexperiment OnLib for Lib { }`, 'lib.twin': 'twin Lib { }' } }
+    ],
+    [IssueCodes.ImportNotNeeded]: [
+        {
+            name: 'an import from which nothing is used',
+            bad: { 'main.twin': `import "lib.twin"\n${bank()}`, 'lib.twin': 'twin Lib { }' },
+            good: { 'main.twin': `import "lib.twin"\n${bank()}\nexperiment OnLib for Lib { horizon 1 h }`, 'lib.twin': 'twin Lib { }' }
+        },
+        {
+            name: 'an agent import whose agents are not used',
+            bad: { 'main.twin': `import "ops.agent"\ntwin City { param n = 3 }`, 'ops.agent': ops() },
+            good: { 'main.twin': `import "ops.agent"\ntwin City { population People of Manager count 100 }`, 'ops.agent': ops() }
+        }
     ],
     [IssueCodes.UnknownFunction]: [
         { name: 'a misspelt statistic', bad: twin(bank({ members: 'kpi w2 = meen(waitTime(Serve)) in min' })), good: twin(bank({ members: 'kpi w2 = stdev(waitTime(Serve)) in min' })) }
@@ -258,7 +270,7 @@ const CASES: Partial<Record<string, Case[]>> = {
 
 /** Codes that validation does not raise: syntax (parsing tests), unreadable files (CLI tests), and codes not in use. */
 const NOT_RAISED_BY_VALIDATION = new Set<string>([
-    IssueCodes.SyntaxError, IssueCodes.LexingError, IssueCodes.UnreadableFile, IssueCodes.UnknownUnit, IssueCodes.ImportNotNeeded
+    IssueCodes.SyntaxError, IssueCodes.LexingError, IssueCodes.UnreadableFile, IssueCodes.UnknownUnit
 ]);
 
 const MODEL_CODES = new Set<string>([
