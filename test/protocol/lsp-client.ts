@@ -13,7 +13,7 @@ import {
     DidOpenTextDocumentNotification, DidChangeTextDocumentNotification, DidCloseTextDocumentNotification,
     LogMessageNotification,
     type ClientCapabilities, type Diagnostic, type InitializeResult, type ProtocolConnection,
-    type PublishDiagnosticsParams, type WorkspaceFolder
+    type PublishDiagnosticsParams, type Range, type WorkspaceFolder
 } from 'vscode-languageserver-protocol/node.js';
 
 export const SERVER_BUNDLE = path.resolve(__dirname, '..', '..', 'dist', 'language-server.cjs');
@@ -147,6 +147,14 @@ export class LspTestClient {
         const version = (this.versions.get(uri) ?? 1) + 1;
         this.versions.set(uri, version);
         await this.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: [{ text }] });
+        return version;
+    }
+
+    /** An incremental change, as an editor sends a keystroke: `text` replaces `range`. Returns the new version. */
+    async changeRange(uri: string, range: Range, text: string): Promise<number> {
+        const version = (this.versions.get(uri) ?? 1) + 1;
+        this.versions.set(uri, version);
+        await this.connection.sendNotification(DidChangeTextDocumentNotification.type, { textDocument: { uri, version }, contentChanges: [{ range, text }] });
         return version;
     }
 
