@@ -115,7 +115,34 @@ export interface RunReport {
     readonly errors: ReadonlyArray<{ readonly point: number; readonly replication: number } & FailureInfo>;
 }
 
+/** Ctrl+C presses, counted from the start of the command and handed to whoever listens once there is a run to stop. */
+class Interrupts {
+    count = 0;
+    private listener: ((count: number) => void) | undefined;
+
+    fire(): void {
+        this.count++;
+        this.listener?.(this.count);
+    }
+
+    listen(listener: (count: number) => void): void {
+        this.listener = listener;
+        if (this.count > 0) listener(this.count);
+    }
+}
+
 export async function runCommand(file: string, opts: RunOptions, io: RunIo): Promise<number> {
+    // Subscribed first: a Ctrl+C at any moment is handled, never the default sudden exit.
+    const interrupts = new Interrupts();
+    const unsubscribe = io.onInterrupt(() => interrupts.fire());
+    try {
+        return await execute(file, opts, io, interrupts);
+    } finally {
+        unsubscribe();
+    }
+}
+
+async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: Interrupts): Promise<number> {
     const fail = (message: string, code: number): number => {
         if (opts.json) io.stdout.write(JSON.stringify({ error: message }) + '\n');
         io.stderr.write(`aimatrix: ${message}\n`);
@@ -147,6 +174,8 @@ export async function runCommand(file: string, opts: RunOptions, io: RunIo): Pro
         if (error instanceof PlanError) return fail(error.message, 2);
         throw error;
     }
+
+    if (interrupts.count > 0) return fail('stopped before the run started: nothing was run', EXIT_INTERRUPTED);
 
     // 3. The stored run.
     const store = new RunStore(io.cwd);
@@ -181,10 +210,8 @@ export async function runCommand(file: string, opts: RunOptions, io: RunIo): Pro
         trace: traceParts ? { file: traceParts, point: 0, replication: 0 } : undefined,
         onProgress: progress => bar?.update(progress)
     });
-    let interrupts = 0;
-    const unsubscribe = io.onInterrupt(() => {
-        interrupts++;
-        if (interrupts === 1) {
+    interrupts.listen(count => {
+        if (count === 1) {
             bar?.note();
             io.stderr.write('aimatrix: stopping: the running replications end at their next check (Ctrl+C again to end them now)\n');
             handle.stop();
@@ -201,8 +228,6 @@ export async function runCommand(file: string, opts: RunOptions, io: RunIo): Pro
         store.update(record, { state: 'failed', endedAt: new Date().toISOString(), reason: message });
         if (traceParts) fs.rmSync(traceParts, { force: true });
         return fail(message, 1);
-    } finally {
-        unsubscribe();
     }
     bar?.stop();
 

@@ -97,7 +97,8 @@ describe('runCommand on a terminal', () => {
     it('stops on Ctrl+C: says what finished, keeps it, stores the run as stopped', async () => {
         let sent = false;
         let poll: NodeJS.Timeout | undefined;
-        const r = await run({ workers: 1, set: ['steps=1000000000000'] }, true, (interrupt, stderr) => {
+        // Endless replications: a horizon and a step count no run reaches.
+        const r = await run({ workers: 1, set: ['steps=1000000000000'], horizon: '1000000000 d' }, true, (interrupt, stderr) => {
             poll = setInterval(() => {
                 // Once the first (endless) replication is under way.
                 if (!sent && /[1-9][\d.]*[kM]? events\/s/.test(stderr())) {
@@ -113,7 +114,7 @@ describe('runCommand on a terminal', () => {
         expect(r.stderr).toContain('aimatrix: stopping: the running replications end at their next check');
         expect(r.stderr).toMatch(/aimatrix: stopped: 0 of 8 replications finished; their results are in run (\S+)\n/);
         const id = /results are in run (\S+)/.exec(r.stderr)![1];
-        expect(r.stdout).toMatch(/^Fake \/ Few: 4 replications, seed 5, horizon 1000 d \(stopped\)/);
+        expect(r.stdout).toMatch(/^Fake \/ Few: 4 replications, seed 5, horizon 1000000000 d \(stopped\)/);
         const record = new RunStore(dir).resolve(id);
         expect(record).toMatchObject({ state: 'stopped', progress: { finished: 0, total: 8, failed: 0 } });
         const results = new RunStore(dir).readResults(id) as { perReplication: Array<{ replications: Array<{ status: string }> }> };
