@@ -18,7 +18,6 @@ export const IssueCodes = {
     /** An argument of the wrong kind: a resource where a process is expected, a number where a list is. */
     InvalidArgument: 'invalid-argument',
     // units
-    UnknownUnit: 'unknown-unit',
     UnitMismatch: 'unit-mismatch',
     ExpectedTime: 'expected-time',
     ExpectedCount: 'expected-count',

@@ -20,10 +20,13 @@ type Held = ReadonlyMap<ast.Resource, ast.SeizeStep>;
 const MAX_ANALYSES = 5000;
 
 function heldKey(held: Held): string {
+    if (held.size === 0) return '';
+    if (held.size === 1) return held.keys().next().value!.name;
     return [...held.keys()].map(r => r.name).sort().join(',');
 }
 
 function dedupe(states: Held[]): Held[] {
+    if (states.length < 2) return states;
     const byKey = new Map<string, Held>();
     for (const s of states) {
         const key = heldKey(s);
@@ -338,8 +341,8 @@ export class TwinValidator {
         const routesOf = new Map<ast.Process, ast.Process[]>();
         for (const process of processes) {
             const targets: ast.Process[] = [];
-            for (const step of allSteps(process.steps)) {
-                if (ast.isRouteStep(step) && step.target?.ref) targets.push(step.target.ref);
+            for (const step of routesIn(process.steps)) {
+                if (step.target?.ref) targets.push(step.target.ref);
             }
             routesOf.set(process, targets);
         }
@@ -370,8 +373,8 @@ export class TwinValidator {
         if (processes.length === 0) return;
         const routed = new Set<ast.Process>();
         for (const process of processes) {
-            for (const step of allSteps(process.steps)) {
-                if (ast.isRouteStep(step) && step.target?.ref && step.target.ref !== process) routed.add(step.target.ref);
+            for (const step of routesIn(process.steps)) {
+                if (step.target?.ref && step.target.ref !== process) routed.add(step.target.ref);
             }
         }
         const fed = new Set(twin.members.filter(ast.isSource).map(s => s.target?.ref));
@@ -469,11 +472,13 @@ function containingProcess(node: AstNode): ast.Process | undefined {
     return current;
 }
 
-function* allSteps(steps: readonly ast.Step[]): Generator<ast.Step> {
+/** The route steps of a list of steps, including those inside branches. */
+function routesIn(steps: readonly ast.Step[], into: ast.RouteStep[] = []): ast.RouteStep[] {
     for (const step of steps) {
-        yield step;
-        if (ast.isBranchStep(step)) for (const arm of step.arms) yield* allSteps(arm.steps);
+        if (step.$type === 'RouteStep') into.push(step);
+        else if (step.$type === 'BranchStep') for (const arm of step.arms) routesIn(arm.steps, into);
     }
+    return into;
 }
 
 function article(noun: string): string {
