@@ -48,14 +48,19 @@ export async function exportCommand(ref: string, opts: ExportOptions, cwd: strin
     if (opts.json && !opts.out) return fail('--json needs --out (the trace itself would be on standard output)', 2);
     const store = new RunStore(cwd);
     let runId: string;
+    let running = false;
     try {
-        runId = store.resolve(ref).id;
+        const run = store.resolve(ref);
+        runId = run.id;
+        running = run.state === 'running';
     } catch (error) {
         if (error instanceof RunNotFoundError) return fail(error.message);
         throw error;
     }
     const traceFile = store.file(runId, 'trace.jsonl');
-    if (!fs.existsSync(traceFile)) return fail(`run ${runId} has no trace (run it with --trace FILE)`);
+    if (!fs.existsSync(traceFile)) {
+        return fail(running ? `run ${runId} is still running: its trace is stored when it ends` : `run ${runId} has no trace (run it with --trace FILE)`);
+    }
 
     try {
         if (!opts.out) {

@@ -119,6 +119,8 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const result = new Promise<RunnerResult>((resolve, reject) => { settle = resolve; fail = reject; });
 
     const workers = new Set<Worker>();
+    /** Simulated time reached by each worker's running job. */
+    const liveSimTime = new Map<Worker, number>();
     const current = new Map<Worker, Job | undefined>();
 
     const report = (force: boolean): void => {
@@ -129,7 +131,10 @@ export function runExperiment(options: RunnerOptions): RunHandle {
         const elapsedMs = now - started;
         const events = finishedEvents + liveEvents;
         const rate = elapsedMs > 0 ? events / (elapsedMs / 1000) : 0;
-        const etaSeconds = done > 0 && done < total ? (elapsedMs / 1000) / done * (total - done) : done === total ? 0 : undefined;
+        // Work done: finished jobs, plus the simulated-time fraction of running ones when the horizon is finite.
+        let fraction = done;
+        if (Number.isFinite(plan.horizon)) for (const t of liveSimTime.values()) fraction += Math.min(1, t / plan.horizon);
+        const etaSeconds = done === total ? 0 : fraction > 0 ? (elapsedMs / 1000) / fraction * (total - fraction) : undefined;
         options.onProgress({ done, total, failed, events, eventsPerSecond: rate, etaSeconds, elapsedMs });
     };
 
@@ -181,9 +186,11 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                     break;
                 case 'progress':
                     liveEvents += message.events;
+                    liveSimTime.set(worker, message.simTime);
                     report(false);
                     break;
                 case 'done': {
+                    liveSimTime.delete(worker);
                     outcomes[message.point][message.replication] = message.outcome;
                     if (message.outcome.status === 'completed') {
                         done++;

@@ -203,3 +203,8 @@ export function processAlive(pid: number): boolean {
         return (error as NodeJS.ErrnoException).code === 'EPERM';
     }
 }
+
+/** The runs of a workspace, oldest first; runs whose process died are reported (and recorded) as incomplete. */
+export function listRuns(workspace: string): RunRecord[] {
+    return new RunStore(workspace).list();
+}

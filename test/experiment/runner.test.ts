@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runExperiment, ModelLoadError, type RunnerPlan } from '../../runtime/experiment/runner.js';
+import { runExperiment, ModelLoadError, type Progress, type RunnerPlan } from '../../runtime/experiment/runner.js';
 import { createFakeModel } from './fake-model.js';
 import { buildFakeWorker } from './support.js';
 
@@ -48,9 +48,11 @@ describe('runExperiment', () => {
 
     it('reports progress up to the total', async () => {
         const seen: number[] = [];
-        const r = await runExperiment({ workerEntry: entry, source: {}, plan: plan([{}], 4), workers: 2, onProgress: p => seen.push(p.done) }).result;
+        let last: Progress | undefined;
+        const r = await runExperiment({ workerEntry: entry, source: {}, plan: plan([{}], 4), workers: 2, onProgress: p => { seen.push(p.done); last = p; } }).result;
         expect(r.state).toBe('completed');
         expect(seen.at(-1)).toBe(4);
+        expect(last).toMatchObject({ done: 4, total: 4, failed: 0, events: 4 * 2000, etaSeconds: 0 });
         expect([...seen].sort((a, b) => a - b)).toEqual(seen);
     });
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newRunId, RunNotFoundError, RunStore, writeFileAtomic, type NewRun } from '../../runtime/store/run-store.js';
+import { listRuns, newRunId, RunNotFoundError, RunStore, writeFileAtomic, type NewRun } from '../../runtime/store/run-store.js';
 import { ROOT } from './support.js';
 
 let dir: string;
@@ -79,7 +79,7 @@ describe('RunStore', () => {
         const results = JSON.parse(fs.readFileSync(store.file(id, 'results.json'), 'utf8')) as { version: number; count: number; values: number[] };
         expect(results.values.length).toBe(results.count);
         expect(results.values[results.count - 1]).toBe(results.version * 1e6 + results.count - 1);
-        const [record] = store.list();
+        const [record] = listRuns(dir);
         expect(record.id).toBe(id);
         expect(record.state).toBe('incomplete');
         expect(record.progress!.finished).toBeGreaterThanOrEqual(5);
