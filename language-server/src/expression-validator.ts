@@ -39,8 +39,8 @@ function containsMismatch(expr: ast.Expression | undefined): boolean {
 }
 
 function binaryMismatch(expr: ast.BinaryExpr): boolean {
-    const left = inferDim(expr.left);
-    const right = inferDim(expr.right);
+    const left = inferDim(expr.left) ?? UNKNOWN;
+    const right = inferDim(expr.right) ?? UNKNOWN;
     if (!isQuantity(left) || !isQuantity(right) || left.time === right.time) return false;
     return !isConstantZero(expr.left) && !isConstantZero(expr.right);
 }
@@ -87,7 +87,7 @@ export class ExpressionValidator {
 
     /** A value that must have the same dimension as a declaration (an assignment, an override, a message field). */
     expectSameDim<N extends AstNode>(expr: ast.Expression | undefined, expected: Dim, what: string, accept: ValidationAcceptor, node: N, property: Properties<N>, index?: number): void {
-        if (!expr) return;
+        if (!expr || !expected) return;
         const dim = slotDim(expr);
         if (expected.kind === 'unknown' || dim.kind === 'unknown' || expected.kind === 'ref' || dim.kind === 'ref') return;
         if (sameDim(dim, expected)) return;

@@ -179,6 +179,8 @@ export function valueTypeDim(type: ast.ValueType): Dim {
         case 'duration': return TIME;
         case 'bool': return BOOL;
         case 'string': return STRING;
+        // A field whose type did not parse (the file is being edited).
+        default: return UNKNOWN;
     }
 }
 
