@@ -95,6 +95,8 @@ function usedKeywords(root: AstNode, into: Set<string>): void {
         if (!isLeafCstNode(node) || node.hidden) continue;
         const source = node.grammarSource;
         if (GrammarAST.isKeyword(source) && ruleOf(source) !== 'Name') into.add(source.value);
+        // Operators of the `infix` rule: their leaves belong to the binary expression itself.
+        if (node.astNode.$type === 'BinaryExpr' && !GrammarAST.isKeyword(source)) into.add(node.text);
     }
 }
 

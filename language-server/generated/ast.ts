@@ -630,14 +630,14 @@ export interface BinaryExpr extends langium.AstNode {
     readonly $container: Argument | AssignStep | Attribute | Aux | BatchSetting | BinaryExpr | BranchArm | CacheSetting | ConditionBehaviour | Coordinator | Criterion | DelayStep | Flow | Horizon | IfStmt | Integration | Kpi | LetStmt | ListLiteral | LogStmt | MemberAccess | Override | Param | Population | ReleaseStep | Replications | Resource | Score | Seed | SeizeStep | SetStmt | Source | StateVar | Stock | Swarm | Sweep | TimerBehaviour | UnaryExpr | WaitStep | Warmup;
     readonly $type: 'BinaryExpr';
     left: Expression;
-    op: '!=' | '%' | '*' | '+' | '-' | '/' | '<' | '<=' | '==' | '>' | '>=' | '^' | 'and' | 'or';
+    operator: '!=' | '%' | '*' | '+' | '-' | '/' | '<' | '<=' | '==' | '>' | '>=' | '^' | 'and' | 'or';
     right: Expression;
 }
 
 export const BinaryExpr = {
     $type: 'BinaryExpr',
     left: 'left',
-    op: 'op',
+    operator: 'operator',
     right: 'right'
 } as const;
 
@@ -2041,8 +2041,8 @@ export class AiMatrixAstReflection extends langium.AbstractAstReflection {
                 left: {
                     name: BinaryExpr.left
                 },
-                op: {
-                    name: BinaryExpr.op
+                operator: {
+                    name: BinaryExpr.operator
                 },
                 right: {
                     name: BinaryExpr.right

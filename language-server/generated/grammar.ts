@@ -68,7 +68,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@97"
+                "$ref": "#/rules@92"
               },
               "arguments": []
             }
@@ -96,7 +96,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -234,7 +234,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -278,7 +278,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -333,7 +333,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -377,7 +377,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -468,7 +468,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -489,7 +489,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -573,7 +573,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -604,7 +604,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -625,7 +625,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -750,7 +750,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -830,7 +830,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1046,7 +1046,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1082,7 +1082,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1217,7 +1217,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1261,7 +1261,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1285,7 +1285,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -1315,7 +1315,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -1365,7 +1365,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1474,7 +1474,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1495,7 +1495,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1542,7 +1542,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1577,7 +1577,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@89"
+                    "$ref": "#/rules@84"
                   },
                   "arguments": []
                 }
@@ -1608,7 +1608,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -1629,7 +1629,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1859,7 +1859,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1911,7 +1911,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -1936,7 +1936,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@87"
+                        "$ref": "#/rules@82"
                       },
                       "arguments": []
                     }
@@ -2026,7 +2026,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -2053,7 +2053,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -2087,7 +2087,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -2111,7 +2111,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -2220,7 +2220,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -2298,7 +2298,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -2375,7 +2375,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -2464,7 +2464,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -2553,7 +2553,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -2611,7 +2611,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
         "terminal": {
           "$type": "RuleCall",
           "rule": {
-            "$ref": "#/rules@91"
+            "$ref": "#/rules@86"
           },
           "arguments": []
         }
@@ -2762,7 +2762,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -2822,7 +2822,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -2847,7 +2847,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -2866,7 +2866,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -2907,7 +2907,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3041,7 +3041,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3062,7 +3062,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -3109,7 +3109,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3130,7 +3130,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -3224,7 +3224,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3320,7 +3320,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@97"
+                "$ref": "#/rules@92"
               },
               "arguments": []
             }
@@ -3447,14 +3447,14 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@91"
+              "$ref": "#/rules@86"
             },
             "arguments": []
           },
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@97"
+              "$ref": "#/rules@92"
             },
             "arguments": []
           }
@@ -3477,7 +3477,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@96"
+                "$ref": "#/rules@91"
               },
               "arguments": []
             }
@@ -3489,7 +3489,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3769,7 +3769,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3844,7 +3844,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3907,7 +3907,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -3984,7 +3984,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -4029,404 +4029,107 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
       "parameters": []
     },
     {
-      "$type": "ParserRule",
-      "name": "Or",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
+      "$type": "InfixRule",
+      "name": "BinaryExpr",
+      "call": {
+        "$type": "RuleCall",
+        "rule": {
+          "$ref": "#/rules@78"
+        },
+        "arguments": []
       },
-      "definition": {
-        "$type": "Group",
-        "elements": [
+      "operators": {
+        "$type": "InfixRuleOperators",
+        "precedences": [
           {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@78"
-            },
-            "arguments": []
+            "$type": "InfixRuleOperatorList",
+            "associativity": "right",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "^"
+              }
+            ]
           },
           {
-            "$type": "Group",
-            "elements": [
+            "$type": "InfixRuleOperatorList",
+            "operators": [
               {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
+                "$type": "Keyword",
+                "value": "*"
               },
               {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "or"
-                }
+                "$type": "Keyword",
+                "value": "/"
               },
               {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@78"
-                  },
-                  "arguments": []
-                }
+                "$type": "Keyword",
+                "value": "%"
               }
-            ],
-            "cardinality": "*"
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "+"
+              },
+              {
+                "$type": "Keyword",
+                "value": "-"
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "<"
+              },
+              {
+                "$type": "Keyword",
+                "value": "<="
+              },
+              {
+                "$type": "Keyword",
+                "value": ">"
+              },
+              {
+                "$type": "Keyword",
+                "value": ">="
+              },
+              {
+                "$type": "Keyword",
+                "value": "=="
+              },
+              {
+                "$type": "Keyword",
+                "value": "!="
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "and"
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "or"
+              }
+            ]
           }
         ]
       },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "And",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@79"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "and"
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@79"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Comparison",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@80"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "<"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "<="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": ">"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": ">="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "=="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "!="
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@80"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "?"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Additive",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@81"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "+"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "-"
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@81"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Multiplicative",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@82"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "*"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "/"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "%"
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@82"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Power",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@83"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "^"
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@83"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "?"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
       "parameters": []
     },
     {
@@ -4474,7 +4177,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@83"
+                    "$ref": "#/rules@78"
                   },
                   "arguments": []
                 }
@@ -4484,7 +4187,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@84"
+              "$ref": "#/rules@79"
             },
             "arguments": []
           }
@@ -4507,7 +4210,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@85"
+              "$ref": "#/rules@80"
             },
             "arguments": []
           },
@@ -4534,7 +4237,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -4581,7 +4284,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@86"
+              "$ref": "#/rules@81"
             },
             "arguments": []
           },
@@ -4632,7 +4335,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@97"
+                    "$ref": "#/rules@92"
                   },
                   "arguments": []
                 }
@@ -4642,7 +4345,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@87"
+              "$ref": "#/rules@82"
             },
             "arguments": []
           },
@@ -4672,7 +4375,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -4694,7 +4397,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -4713,7 +4416,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -4756,7 +4459,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -4783,7 +4486,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -4802,7 +4505,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -4821,7 +4524,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -4860,7 +4563,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -4889,7 +4592,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@96"
+                "$ref": "#/rules@91"
               },
               "arguments": []
             }
@@ -4901,7 +4604,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@89"
+                "$ref": "#/rules@84"
               },
               "arguments": []
             },
@@ -4989,7 +4692,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -5042,7 +4745,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@90"
+                "$ref": "#/rules@85"
               },
               "arguments": []
             }
@@ -5096,7 +4799,7 @@ export const AgentLanguageGrammar = (): Grammar => loadedAgentLanguageGrammar ??
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@95"
+              "$ref": "#/rules@90"
             },
             "arguments": []
           },
@@ -5731,7 +5434,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@97"
+                "$ref": "#/rules@92"
               },
               "arguments": []
             }
@@ -5759,7 +5462,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -5897,7 +5600,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -5941,7 +5644,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -5996,7 +5699,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6040,7 +5743,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6131,7 +5834,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6152,7 +5855,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6236,7 +5939,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6267,7 +5970,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6288,7 +5991,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6413,7 +6116,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6493,7 +6196,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6709,7 +6412,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6745,7 +6448,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -6880,7 +6583,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6924,7 +6627,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -6948,7 +6651,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -6978,7 +6681,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -7028,7 +6731,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7137,7 +6840,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7158,7 +6861,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -7205,7 +6908,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7240,7 +6943,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@89"
+                    "$ref": "#/rules@84"
                   },
                   "arguments": []
                 }
@@ -7271,7 +6974,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7292,7 +6995,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -7522,7 +7225,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -7574,7 +7277,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -7599,7 +7302,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@87"
+                        "$ref": "#/rules@82"
                       },
                       "arguments": []
                     }
@@ -7689,7 +7392,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -7716,7 +7419,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -7750,7 +7453,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7774,7 +7477,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -7883,7 +7586,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -7961,7 +7664,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8038,7 +7741,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8127,7 +7830,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8216,7 +7919,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -8274,7 +7977,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
         "terminal": {
           "$type": "RuleCall",
           "rule": {
-            "$ref": "#/rules@91"
+            "$ref": "#/rules@86"
           },
           "arguments": []
         }
@@ -8425,7 +8128,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -8485,7 +8188,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -8510,7 +8213,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -8529,7 +8232,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -8570,7 +8273,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8704,7 +8407,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8725,7 +8428,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -8772,7 +8475,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8793,7 +8496,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -8887,7 +8590,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -8983,7 +8686,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@97"
+                "$ref": "#/rules@92"
               },
               "arguments": []
             }
@@ -9110,14 +8813,14 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@91"
+              "$ref": "#/rules@86"
             },
             "arguments": []
           },
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@97"
+              "$ref": "#/rules@92"
             },
             "arguments": []
           }
@@ -9140,7 +8843,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@96"
+                "$ref": "#/rules@91"
               },
               "arguments": []
             }
@@ -9152,7 +8855,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -9432,7 +9135,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -9507,7 +9210,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -9570,7 +9273,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@91"
+                "$ref": "#/rules@86"
               },
               "arguments": []
             }
@@ -9647,7 +9350,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
               "terminal": {
                 "$type": "RuleCall",
                 "rule": {
-                  "$ref": "#/rules@91"
+                  "$ref": "#/rules@86"
                 },
                 "arguments": []
               },
@@ -9692,404 +9395,107 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
       "parameters": []
     },
     {
-      "$type": "ParserRule",
-      "name": "Or",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
+      "$type": "InfixRule",
+      "name": "BinaryExpr",
+      "call": {
+        "$type": "RuleCall",
+        "rule": {
+          "$ref": "#/rules@78"
+        },
+        "arguments": []
       },
-      "definition": {
-        "$type": "Group",
-        "elements": [
+      "operators": {
+        "$type": "InfixRuleOperators",
+        "precedences": [
           {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@78"
-            },
-            "arguments": []
+            "$type": "InfixRuleOperatorList",
+            "associativity": "right",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "^"
+              }
+            ]
           },
           {
-            "$type": "Group",
-            "elements": [
+            "$type": "InfixRuleOperatorList",
+            "operators": [
               {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
+                "$type": "Keyword",
+                "value": "*"
               },
               {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "or"
-                }
+                "$type": "Keyword",
+                "value": "/"
               },
               {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@78"
-                  },
-                  "arguments": []
-                }
+                "$type": "Keyword",
+                "value": "%"
               }
-            ],
-            "cardinality": "*"
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "+"
+              },
+              {
+                "$type": "Keyword",
+                "value": "-"
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "<"
+              },
+              {
+                "$type": "Keyword",
+                "value": "<="
+              },
+              {
+                "$type": "Keyword",
+                "value": ">"
+              },
+              {
+                "$type": "Keyword",
+                "value": ">="
+              },
+              {
+                "$type": "Keyword",
+                "value": "=="
+              },
+              {
+                "$type": "Keyword",
+                "value": "!="
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "and"
+              }
+            ]
+          },
+          {
+            "$type": "InfixRuleOperatorList",
+            "operators": [
+              {
+                "$type": "Keyword",
+                "value": "or"
+              }
+            ]
           }
         ]
       },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "And",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@79"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "and"
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@79"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Comparison",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@80"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "<"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "<="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": ">"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": ">="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "=="
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "!="
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@80"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "?"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Additive",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@81"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "+"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "-"
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@81"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Multiplicative",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@82"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Alternatives",
-                  "elements": [
-                    {
-                      "$type": "Keyword",
-                      "value": "*"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "/"
-                    },
-                    {
-                      "$type": "Keyword",
-                      "value": "%"
-                    }
-                  ]
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@82"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "*"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
-      "parameters": []
-    },
-    {
-      "$type": "ParserRule",
-      "name": "Power",
-      "inferredType": {
-        "$type": "InferredType",
-        "name": "Expression"
-      },
-      "definition": {
-        "$type": "Group",
-        "elements": [
-          {
-            "$type": "RuleCall",
-            "rule": {
-              "$ref": "#/rules@83"
-            },
-            "arguments": []
-          },
-          {
-            "$type": "Group",
-            "elements": [
-              {
-                "$type": "Action",
-                "inferredType": {
-                  "$type": "InferredType",
-                  "name": "BinaryExpr"
-                },
-                "feature": "left",
-                "operator": "="
-              },
-              {
-                "$type": "Assignment",
-                "feature": "op",
-                "operator": "=",
-                "terminal": {
-                  "$type": "Keyword",
-                  "value": "^"
-                }
-              },
-              {
-                "$type": "Assignment",
-                "feature": "right",
-                "operator": "=",
-                "terminal": {
-                  "$type": "RuleCall",
-                  "rule": {
-                    "$ref": "#/rules@83"
-                  },
-                  "arguments": []
-                }
-              }
-            ],
-            "cardinality": "?"
-          }
-        ]
-      },
-      "entry": false,
-      "fragment": false,
       "parameters": []
     },
     {
@@ -10137,7 +9543,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@83"
+                    "$ref": "#/rules@78"
                   },
                   "arguments": []
                 }
@@ -10147,7 +9553,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@84"
+              "$ref": "#/rules@79"
             },
             "arguments": []
           }
@@ -10170,7 +9576,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@85"
+              "$ref": "#/rules@80"
             },
             "arguments": []
           },
@@ -10197,7 +9603,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -10244,7 +9650,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@86"
+              "$ref": "#/rules@81"
             },
             "arguments": []
           },
@@ -10295,7 +9701,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@97"
+                    "$ref": "#/rules@92"
                   },
                   "arguments": []
                 }
@@ -10305,7 +9711,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@87"
+              "$ref": "#/rules@82"
             },
             "arguments": []
           },
@@ -10335,7 +9741,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -10357,7 +9763,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -10376,7 +9782,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -10419,7 +9825,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -10446,7 +9852,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -10465,7 +9871,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                     "terminal": {
                       "$type": "RuleCall",
                       "rule": {
-                        "$ref": "#/rules@88"
+                        "$ref": "#/rules@83"
                       },
                       "arguments": []
                     }
@@ -10484,7 +9890,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                         "terminal": {
                           "$type": "RuleCall",
                           "rule": {
-                            "$ref": "#/rules@88"
+                            "$ref": "#/rules@83"
                           },
                           "arguments": []
                         }
@@ -10523,7 +9929,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                   "terminal": {
                     "$type": "RuleCall",
                     "rule": {
-                      "$ref": "#/rules@91"
+                      "$ref": "#/rules@86"
                     },
                     "arguments": []
                   },
@@ -10552,7 +9958,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@96"
+                "$ref": "#/rules@91"
               },
               "arguments": []
             }
@@ -10564,7 +9970,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@89"
+                "$ref": "#/rules@84"
               },
               "arguments": []
             },
@@ -10652,7 +10058,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
                 "terminal": {
                   "$type": "RuleCall",
                   "rule": {
-                    "$ref": "#/rules@91"
+                    "$ref": "#/rules@86"
                   },
                   "arguments": []
                 }
@@ -10705,7 +10111,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
             "terminal": {
               "$type": "RuleCall",
               "rule": {
-                "$ref": "#/rules@90"
+                "$ref": "#/rules@85"
               },
               "arguments": []
             }
@@ -10759,7 +10165,7 @@ export const TwinLanguageGrammar = (): Grammar => loadedTwinLanguageGrammar ?? (
           {
             "$type": "RuleCall",
             "rule": {
-              "$ref": "#/rules@95"
+              "$ref": "#/rules@90"
             },
             "arguments": []
           },

@@ -28,7 +28,7 @@ function containsMismatch(expr: ast.Expression | undefined): boolean {
     if (!expr) return false;
     switch (expr.$type) {
         case 'BinaryExpr':
-            if ((ADDITIVE.has(expr.op) || COMPARISON.has(expr.op)) && binaryMismatch(expr)) return true;
+            if ((ADDITIVE.has(expr.operator) || COMPARISON.has(expr.operator)) && binaryMismatch(expr)) return true;
             return containsMismatch(expr.left) || containsMismatch(expr.right);
         case 'UnaryExpr': return containsMismatch(expr.operand);
         case 'CallExpr': return expr.args.some(a => containsMismatch(a.value));
@@ -96,25 +96,25 @@ export class ExpressionValidator {
     }
 
     checkBinaryExpr(expr: ast.BinaryExpr, accept: ValidationAcceptor): void {
-        if (ADDITIVE.has(expr.op) || COMPARISON.has(expr.op)) {
+        if (ADDITIVE.has(expr.operator) || COMPARISON.has(expr.operator)) {
             if (!binaryMismatch(expr)) return;
             const left = inferDim(expr.left);
             const right = inferDim(expr.right);
-            const verb = expr.op === '+' ? 'add' : expr.op === '-' ? 'subtract' : expr.op === '%' ? 'take the remainder of' : 'compare';
+            const verb = expr.operator === '+' ? 'add' : expr.operator === '-' ? 'subtract' : expr.operator === '%' ? 'take the remainder of' : 'compare';
             const leftUnit = ast.isQuantityLiteral(expr.left) ? expr.left.unit : undefined;
             const rightUnit = ast.isQuantityLiteral(expr.right) ? expr.right.unit : undefined;
             const suggestion = (rightUnit && !rightUnit.per && unitSuggestion(expr.left, rightUnit.unit))
                 || (leftUnit && !leftUnit.per && unitSuggestion(expr.right, leftUnit.unit)) || undefined;
             report(accept, 'error', IssueCodes.UnitMismatch,
-                `Cannot ${verb} ${describeDim(left)} and ${describeDim(right)} with '${expr.op}': give both sides the same unit.`,
-                expr, 'op', { suggestion });
+                `Cannot ${verb} ${describeDim(left)} and ${describeDim(right)} with '${expr.operator}': give both sides the same unit.`,
+                expr, 'operator', { suggestion });
             return;
         }
-        if (expr.op === 'and' || expr.op === 'or') {
+        if (expr.operator === 'and' || expr.operator === 'or') {
             for (const side of ['left', 'right'] as const) {
                 const dim = inferDim(expr[side]);
                 if (dim.kind !== 'unknown' && dim.kind !== 'bool') {
-                    report(accept, 'error', IssueCodes.ExpectedCondition, `The operands of '${expr.op}' must be conditions, not ${describeDim(dim)}.`, expr, side);
+                    report(accept, 'error', IssueCodes.ExpectedCondition, `The operands of '${expr.operator}' must be conditions, not ${describeDim(dim)}.`, expr, side);
                 }
             }
         }

@@ -136,7 +136,7 @@ export function inferDim(expr: ast.Expression | undefined, visiting: Set<AstNode
 function binaryDim(expr: ast.BinaryExpr, visiting: Set<AstNode>): Dim {
     const left = inferDim(expr.left, visiting);
     const right = inferDim(expr.right, visiting);
-    switch (expr.op) {
+    switch (expr.operator) {
         case 'and': case 'or':
         case '<': case '<=': case '>': case '>=': case '==': case '!=':
             return BOOL;
@@ -260,7 +260,7 @@ export function evaluateConstant(expr: ast.Expression | undefined, overrides?: R
             const r = evaluateConstant(expr.right, overrides, visiting);
             if (l === undefined || r === undefined) return undefined;
             if (typeof l === 'number' && typeof r === 'number') {
-                switch (expr.op) {
+                switch (expr.operator) {
                     case '+': return l + r;
                     case '-': return l - r;
                     case '*': return l * r;
@@ -277,7 +277,7 @@ export function evaluateConstant(expr: ast.Expression | undefined, overrides?: R
                 return undefined;
             }
             if (typeof l === 'boolean' && typeof r === 'boolean') {
-                switch (expr.op) {
+                switch (expr.operator) {
                     case 'and': return l && r;
                     case 'or': return l || r;
                     case '==': return l === r;

@@ -670,7 +670,7 @@ class Compiler {
                 return e.op === 'not' ? `(!(${this.gen(e.operand, ctx)}))` : `(-(${this.gen(e.operand, ctx)}))`;
             case 'BinaryExpr': {
                 const l = this.gen(e.left, ctx), r = this.gen(e.right, ctx);
-                switch (e.op) {
+                switch (e.operator) {
                     case 'and': return `(${l} && ${r})`;
                     case 'or': return `(${l} || ${r})`;
                     case '==': return `(${l} === ${r})`;
@@ -678,7 +678,7 @@ class Compiler {
                     case '^': return `Math.pow(${l}, ${r})`;
                     case '/': return `R.div(${l}, ${r}, ${this.site(e)})`;
                     case '%': return `R.mod(${l}, ${r}, ${this.site(e)})`;
-                    default: return `(${l} ${e.op} ${r})`;
+                    default: return `(${l} ${e.operator} ${r})`;
                 }
             }
             case 'RefExpr':
@@ -969,7 +969,7 @@ function constantOf(e: ast.Expression | undefined): Constant | undefined {
             case 'BinaryExpr': {
                 const l = go(x.left), r = go(x.right);
                 if (typeof l !== 'number' || typeof r !== 'number') return undefined;
-                switch (x.op) {
+                switch (x.operator) {
                     case '+': return l + r; case '-': return l - r; case '*': return l * r;
                     case '/': return l / r; case '^': return Math.pow(l, r); case '%': return l % r;
                 }
