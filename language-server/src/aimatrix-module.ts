@@ -11,6 +11,8 @@ import {
 } from 'langium/lsp';
 import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
 import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
+import { createGuardedParser } from './aimatrix-parser-guard.js';
+import { AiMatrixParserErrorMessageProvider } from './aimatrix-parser-messages.js';
 import { AiMatrixScopeComputation } from './aimatrix-scope-computation.js';
 import { AiMatrixScopeProvider } from './aimatrix-scope-provider.js';
 import { AiMatrixValidator, registerValidationChecks } from './aimatrix-validator.js';
@@ -26,6 +28,10 @@ export type AiMatrixServices = LangiumServices & AiMatrixAddedServices;
 
 /** Services common to both languages. */
 export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & AiMatrixAddedServices> = {
+    parser: {
+        LangiumParser: services => createGuardedParser(services),
+        ParserErrorMessageProvider: services => new AiMatrixParserErrorMessageProvider(services)
+    },
     references: {
         ScopeComputation: services => new AiMatrixScopeComputation(services),
         ScopeProvider: services => new AiMatrixScopeProvider(services)
