@@ -5,13 +5,15 @@
  * inside its call, and time units (with their meaning) after a number.
  */
 import {
-    AstUtils, EMPTY_STREAM, GrammarAST, type AstNodeDescription, type MaybePromise, type ReferenceInfo, type Stream
+    AstUtils, CstUtils, EMPTY_STREAM, GrammarAST, isRootCstNode, type AstNodeDescription, type LangiumDocument, type MaybePromise,
+    type ReferenceInfo, type Stream
 } from 'langium';
 import {
     DefaultCompletionProvider, type CompletionAcceptor, type CompletionContext, type CompletionProviderOptions,
-    type NextFeature
+    type LangiumServices, type NextFeature
 } from 'langium/lsp';
-import { CompletionItemKind, InsertTextFormat } from 'vscode-languageserver';
+import { CompletionItemKind, InsertTextFormat, type Position } from 'vscode-languageserver';
+import type { TextDocument } from 'vscode-languageserver-textdocument';
 import { BUILTINS, builtinSignatures, builtinSnippet, findBuiltin, type Builtin } from './builtins.js';
 import { findCallContext } from './call-context.js';
 import { keywordDoc } from './keyword-docs.js';
@@ -22,11 +24,110 @@ function ruleOf(element: GrammarAST.AbstractElement): string | undefined {
     return AstUtils.getContainerOfType(element, GrammarAST.isParserRule)?.name;
 }
 
+/** Where a top-level element (twin, experiment, system) starts and ends, and where its first token ends. */
+interface Block { start: number; firstTokenEnd: number; end: number }
+
+/**
+ * The top-level elements of a document whose text is `text`, when they can stand in for
+ * the whole text before them: the document was parsed from exactly this text and has no
+ * syntax error before the element. Imports are left out (what may follow an import
+ * differs from what may follow a twin).
+ */
+function blocksOf(document: LangiumDocument, text: string): Block[] {
+    const root = document.parseResult.value;
+    const cst = root.$cstNode;
+    if (!cst || !isRootCstNode(cst) || cst.fullText !== text) return [];
+    let firstError = Infinity;
+    for (const e of document.parseResult.lexerErrors) firstError = Math.min(firstError, e.offset);
+    for (const e of document.parseResult.parserErrors) {
+        if (Number.isFinite(e.token.startOffset)) firstError = Math.min(firstError, e.token.startOffset);
+    }
+    const blocks: Block[] = [];
+    for (const child of AstUtils.streamContents(root)) {
+        const cst = child.$cstNode;
+        if (!cst || child.$containerProperty === 'imports' || cst.offset >= firstError) continue;
+        const first = CstUtils.flattenCst(cst).find(leaf => !leaf.hidden);
+        if (first) blocks.push({ start: cst.offset, firstTokenEnd: first.end, end: cst.end });
+    }
+    return blocks;
+}
+
+
 export class AiMatrixCompletionProvider extends DefaultCompletionProvider {
 
     override readonly completionOptions: CompletionProviderOptions = {
         triggerCharacters: ['(', ',']
     };
+
+    /** The blocks of the documents whose completion contexts are being built, by their text. */
+    private readonly building = new Map<string, { blocks: Block[]; users: number }>();
+
+    constructor(services: LangiumServices) {
+        super(services);
+    }
+
+    /**
+     * Langium re-parses (and re-lexes) the text from the start of the file to the cursor
+     * for every completion context. Each top-level element is a valid file on its own and
+     * the parser is in the same state at the start of each one, so, when nothing before
+     * the element failed to parse, parsing from the start of the element that encloses
+     * the cursor yields the same features at a cost that does not grow with the file.
+     */
+    protected override *buildContexts(document: LangiumDocument, position: Position): IterableIterator<CompletionContext> {
+        const text = document.textDocument.getText();
+        const entry = this.building.get(text) ?? { blocks: blocksOf(document, text), users: 0 };
+        entry.users++;
+        this.building.set(text, entry);
+        try {
+            yield* super.buildContexts(document, position);
+        } finally {
+            if (--entry.users === 0) this.building.delete(text);
+        }
+    }
+
+    /** The block that can stand in for the text before `offset`: it starts, and its first token ends, at or before it. */
+    protected blockAt(text: string, offset: number): { block: Block; next?: Block } | undefined {
+        const blocks = this.building.get(text)?.blocks ?? [];
+        let lo = 0;
+        let hi = blocks.length - 1;
+        let found = -1;
+        while (lo <= hi) {
+            const mid = (lo + hi) >> 1;
+            if (blocks[mid].start <= offset) { found = mid; lo = mid + 1; } else hi = mid - 1;
+        }
+        if (found < 0 || blocks[found].firstTokenEnd > offset) return undefined;
+        return { block: blocks[found], next: blocks[found + 1] };
+    }
+
+    protected override findFeaturesAt(document: TextDocument, offset: number): NextFeature[] {
+        const text = document.getText();
+        const at = this.blockAt(text, offset);
+        if (!at) return super.findFeaturesAt(document, offset);
+        const start = at.block.start;
+        // Only `getText` is read; positions are those of the slice.
+        const slice = text.substring(start, offset);
+        const sliced: Pick<TextDocument, 'getText' | 'positionAt'> = {
+            getText: () => slice,
+            positionAt: (o: number) => document.positionAt(o + start)
+        };
+        return super.findFeaturesAt(sliced as TextDocument, offset - start);
+    }
+
+    protected override backtrackToAnyToken(text: string, offset: number): ReturnType<DefaultCompletionProvider['backtrackToAnyToken']> {
+        const at = this.blockAt(text, offset);
+        if (!at) return super.backtrackToAnyToken(text, offset);
+        // Lex from the block to the end of the next one (or of the file): token boundaries there are those of the whole text.
+        const start = at.block.start;
+        const end = at.next ? at.next.end : text.length;
+        const r = super.backtrackToAnyToken(text.substring(start, end), offset - start);
+        const shift = (o: number | undefined): number | undefined => o === undefined ? undefined : o + start;
+        return {
+            nextTokenStart: r.nextTokenStart + start,
+            nextTokenEnd: r.nextTokenEnd + start,
+            previousTokenStart: shift(r.previousTokenStart),
+            previousTokenEnd: shift(r.previousTokenEnd)
+        };
+    }
 
     protected override completionFor(context: CompletionContext, next: NextFeature, acceptor: CompletionAcceptor): MaybePromise<void> {
         const rule = ruleOf(next.feature);
