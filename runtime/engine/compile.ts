@@ -87,6 +87,8 @@ export interface GroupSpec { name: string; agentType: number; count: number; loc
 export interface CoordinatorSpec { name: string; group: number; strategy: 'round-robin' | 'leader' | 'consensus'; heartbeat: number }
 export interface DecisionSpec {
     name: string;
+    /** Where the decision is declared (for errors in its scores). */
+    site: number;
     criteria: { name: string; weight: number; sign: number }[];
     options: { name: string; scores: number[] }[];
 }
@@ -561,7 +563,7 @@ class Compiler {
         for (const sys of systems) {
             for (const m of sys.members) {
                 if (ast.isChannel(m)) { this.channelIndex.set(m, channels.length); channels.push(m.name); }
-                if (ast.isDecision(m)) { this.decisionIndex.set(m, decisions.length); decisions.push({ name: m.name, criteria: [], options: [] }); }
+                if (ast.isDecision(m)) { this.decisionIndex.set(m, decisions.length); decisions.push({ name: m.name, site: this.site(m), criteria: [], options: [] }); }
             }
             for (const m of sys.members) {
                 if (ast.isSwarm(m) && m.agent?.ref) {

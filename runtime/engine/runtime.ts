@@ -69,7 +69,11 @@ class Instr {
     }
 }
 
-interface Message { channel: number; payload: Record<string, unknown>; from: string; id: number }
+/** A message in flight: its channel, fields, the sending agent (group and index; -1 when not an agent) and its trace id. */
+interface Message { channel: number; payload: Record<string, unknown>; from: string; fromG: number; fromA: number; id: number }
+
+/** The votes of a consensus swarm for one message (channel and fields) in one heartbeat interval. */
+interface Ballot { window: number; voters: Set<number> }
 
 const defaultWallClock = () => performance.now() * 1000;
 
@@ -159,12 +163,17 @@ export class Replication {
     private readonly hasWhens: boolean;
     private readonly rr: Int32Array;
     private readonly groupStrategy: (string | undefined)[];
+    /** Per group: the index of its elected leader under a `leader` coordinator, else -1. */
+    private readonly leaderOf: Int32Array;
+    /** Per group: the heartbeat of its `consensus` coordinator (seconds; 0: none). */
+    private readonly consensusBeat: Float64Array;
     private readonly messages: (Message | undefined)[] = [];
     private readonly freeMessages: number[] = [];
     private curG = -1;
     private curA = -1;
     private readonly seriesCache = new Map<string, AgentSeries>();
-    private readonly votes = new Map<string, Set<number>>();
+    /** Per group under consensus: ballots keyed by channel and fields. */
+    private readonly ballots: Map<string, Ballot>[];
 
     // ---- tracing
     private readonly tr: boolean;
@@ -250,6 +259,10 @@ export class Replication {
         this.lastWhen = new Uint8Array(total * this.maxWhens);
         this.rr = new Int32Array(p.groups.length);
         this.groupStrategy = p.groups.map((_, i) => p.coordinators.find(c => c.group === i)?.strategy);
+        // Agents do not fail in a simulated run: the leader, once elected (the first member), stays leader.
+        this.leaderOf = Int32Array.from(p.groups.map((_, i) => (this.groupStrategy[i] === 'leader' ? 0 : -1)));
+        this.consensusBeat = Float64Array.from(p.groups.map((_, i) => p.coordinators.find(c => c.group === i && c.strategy === 'consensus')?.heartbeat ?? 0));
+        this.ballots = p.groups.map(() => new Map<string, Ballot>());
     }
 
     /** The default parameter values of a program (in base units). */
@@ -271,7 +284,7 @@ export class Replication {
         if (this.warmup > 0) heap.push(this.warmup, EV_WARMUP, 0, 0);
         for (let c = 0; c < p.coordinators.length; c++) {
             const hb = p.coordinators[c].heartbeat;
-            if (p.coordinators[c].strategy === 'consensus' && hb > 0) heap.push(hb, EV_HEARTBEAT, c, 0);
+            if (p.coordinators[c].strategy !== 'round-robin' && hb > 0) heap.push(hb, EV_HEARTBEAT, c, 1);
         }
         if (p.hasFlows && Number.isFinite(this.horizon)) this.stockThin = Math.max(1, Math.floor(this.horizon / this.dt / 2000));
         let stopped = false;
@@ -318,7 +331,7 @@ export class Replication {
                 case EV_TIMER: this.timer(heap.topA, heap.topB); break;
                 case EV_MSG: this.deliver(heap.topA); break;
                 case EV_WARMUP: this.resetStatistics(); break;
-                case EV_HEARTBEAT: this.heartbeat(heap.topA); break;
+                case EV_HEARTBEAT: this.heartbeat(heap.topA, heap.topB); break;
             }
             if (this.readyN > 0) this.drainReady();
             if (this.dirty) this.recheck();
@@ -738,9 +751,10 @@ export class Replication {
         for (let g = 0; g < p.groups.length; g++) {
             const group = p.groups[g];
             const type = p.agentTypes[group.agentType];
+            const leader = this.leaderOf[g];
             for (let a = 0; a < group.count; a++) {
-                // Under a leader coordinator only the leader (the lowest-index agent) runs its timers.
-                if (this.groupStrategy[g] === 'leader' && a !== 0) continue;
+                // Under a leader coordinator only the leader runs its timers.
+                if (leader >= 0 && a !== leader) continue;
                 for (let i = 0; i < type.timers.length; i++) this.scheduleTimer(g, a, i);
             }
         }
@@ -782,7 +796,10 @@ export class Replication {
             const type = p.agentTypes[p.groups[g].agentType];
             if (type.whens.length === 0) continue;
             const st = this.groupStates[g];
+            const leader = this.leaderOf[g];
             for (let a = 0; a < p.groups[g].count; a++) {
+                // Under a leader coordinator only the leader runs its condition behaviours.
+                if (leader >= 0 && a !== leader) continue;
                 const base = (this.groupBase[g] + a) * this.maxWhens;
                 for (let w = 0; w < type.whens.length; w++) {
                     this.curG = g; this.curA = a; this.curE = -1;
@@ -797,25 +814,37 @@ export class Replication {
 
     send(channel: number, payload: Record<string, unknown>, a: number, _st: unknown, site: number): void {
         void site;
-        if (this.curG >= 0 && this.groupStrategy[this.curG] === 'consensus') {
-            // Under consensus a message leaves the swarm only when a majority of its agents
-            // sent on that channel since the last heartbeat (the last sender's payload goes).
-            const key = `${this.curG}:${channel}`;
-            let voters = this.votes.get(key);
-            if (!voters) { voters = new Set(); this.votes.set(key, voters); }
-            voters.add(a);
-            if (voters.size * 2 <= this.program.groups[this.curG].count) return;
-            voters.clear();
-        }
-        const from = this.curG >= 0 ? this.agentName(this.curG, a) : '';
+        const g = this.curG;
+        if (g >= 0 && this.groupStrategy[g] === 'consensus' && !this.vote(g, channel, payload, a)) return;
+        const from = g >= 0 ? this.agentName(g, a) : '';
         const id = this.nextId++;
-        const m: Message = { channel, payload, from, id };
+        const m: Message = { channel, payload, from, fromG: g, fromA: g >= 0 ? a : -1, id };
         const slot = this.freeMessages.length > 0 ? this.freeMessages.pop()! : this.messages.length;
         this.messages[slot] = m;
         this.heap.push(this.now, EV_MSG, slot, 0);
         if (this.tr) {
             this.sink!.record({ kind: 'message', id, phase: 'send', channel: this.program.channels[channel], from, t: this.now, wall: this.wall(), payload: plain(payload) });
         }
+    }
+
+    /**
+     * Consensus: member a of group g votes for a message (its channel and fields). The
+     * message goes out when more than half of the members voted for the same message in
+     * the current heartbeat interval [k·t, (k+1)·t); the votes are then spent. Without a
+     * heartbeat the interval is the whole run.
+     */
+    private vote(g: number, channel: number, payload: Record<string, unknown>, a: number): boolean {
+        const beat = this.consensusBeat[g];
+        const window = beat > 0 ? Math.floor(this.now / beat) : 0;
+        const key = ballotKey(channel, payload);
+        const ballots = this.ballots[g];
+        let b = ballots.get(key);
+        if (b === undefined) { b = { window, voters: new Set() }; ballots.set(key, b); }
+        if (b.window !== window) { b.window = window; b.voters.clear(); }
+        b.voters.add(a);
+        if (b.voters.size * 2 <= this.program.groups[g].count) return false;
+        ballots.delete(key);
+        return true;
     }
 
     private deliver(slot: number): void {
@@ -827,11 +856,20 @@ export class Replication {
             const group = p.groups[g];
             const handlers = this.handlersOf(group.agentType, m.channel);
             if (handlers.length === 0 || group.count === 0) continue;
-            const strategy = this.groupStrategy[g];
+            // The sender never receives its own message.
+            const self = m.fromG === g ? m.fromA : -1;
             let from = 0, to = group.count;
-            if (strategy === 'round-robin') { from = this.rr[g] % group.count; to = from + 1; this.rr[g] = to % group.count; }
-            else if (strategy === 'leader') { from = 0; to = 1; }
+            if (this.groupStrategy[g] === 'round-robin') {
+                // One member in turn, the sender skipped.
+                let turn = this.rr[g] % group.count;
+                if (turn === self) {
+                    if (group.count === 1) continue;
+                    turn = (turn + 1) % group.count;
+                }
+                from = turn; to = turn + 1; this.rr[g] = to % group.count;
+            }
             for (let a = from; a < to; a++) {
+                if (a === self) continue;
                 if (this.tr) {
                     this.sink!.record({
                         kind: 'message', id: this.nextId++, phase: 'receive', channel: p.channels[m.channel], from: m.from,
@@ -854,32 +892,58 @@ export class Replication {
         return h;
     }
 
-    private heartbeat(c: number): void {
+    /** The k-th heartbeat of coordinator c, at k·heartbeat: an instant in the trace; stale consensus votes go. */
+    private heartbeat(c: number, k: number): void {
         const coord = this.program.coordinators[c];
         if (this.tr) this.sink!.record({ kind: 'instant', name: 'heartbeat', t: this.now, wall: this.wall(), subject: coord.name });
-        for (const [key, voters] of this.votes) if (key.startsWith(`${coord.group}:`)) voters.clear();
-        this.heap.push(this.now + coord.heartbeat, EV_HEARTBEAT, c, 0);
+        if (coord.strategy === 'consensus') {
+            const window = Math.floor(this.now / coord.heartbeat);
+            for (const [key, b] of this.ballots[coord.group]) if (b.window < window) this.ballots[coord.group].delete(key);
+        }
+        this.heap.push((k + 1) * coord.heartbeat, EV_HEARTBEAT, c, k + 1);
     }
 
+    /**
+     * `decide`: each criterion's scores are scaled to [0, 1] over the options (min–max;
+     * `minimize` flips them, so the lowest raw score gets 1; when every option scores
+     * the same, each gets 1), multiplied by the criterion's weight and summed; the best
+     * option wins, ties going to the first declared.
+     */
     decide(d: number, a: number, st: unknown[][], msg: unknown): string {
         const dec = this.program.decisions[d];
-        let best = -1, bestScore = -Infinity;
-        const scores: { option: string; score: number; criteria: Record<string, number> }[] = [];
-        dec.options.forEach((o, i) => {
-            let score = 0;
-            const criteria: Record<string, number> = {};
-            dec.criteria.forEach((c, k) => {
+        const nOpt = dec.options.length, nCrit = dec.criteria.length;
+        const raw = new Float64Array(nOpt * nCrit);
+        for (let i = 0; i < nOpt; i++) {
+            const o = dec.options[i];
+            for (let k = 0; k < nCrit; k++) {
                 const v = o.scores[k] >= 0 ? Number((this.fns[o.scores[k]] as AgentFn)(a, st, msg)) : 0;
-                criteria[c.name] = v;
-                score += c.weight * c.sign * v;
-            });
-            scores.push({ option: o.name, score, criteria });
-            if (score > bestScore) { bestScore = score; best = i; }
-        });
+                if (!Number.isFinite(v)) this.fail(dec.site, `option '${o.name}' of decision '${dec.name}' scores ${v} on '${dec.criteria[k].name}'`);
+                raw[i * nCrit + k] = v;
+            }
+        }
+        const score = new Float64Array(nOpt);
+        for (let k = 0; k < nCrit; k++) {
+            const c = dec.criteria[k];
+            let lo = Infinity, hi = -Infinity;
+            for (let i = 0; i < nOpt; i++) { const v = raw[i * nCrit + k]; if (v < lo) lo = v; if (v > hi) hi = v; }
+            const span = hi - lo;
+            for (let i = 0; i < nOpt; i++) {
+                const v = raw[i * nCrit + k];
+                const n = span > 0 ? (c.sign < 0 ? (hi - v) / span : (v - lo) / span) : 1;
+                score[i] += c.weight * n;
+            }
+        }
+        let best = -1, bestScore = -Infinity;
+        for (let i = 0; i < nOpt; i++) if (score[i] > bestScore) { bestScore = score[i]; best = i; }
         const chosen = best >= 0 ? dec.options[best].name : '';
         if (this.tr) {
             const weights: Record<string, number> = {};
-            for (const c of dec.criteria) weights[c.name] = c.weight * c.sign;
+            for (const c of dec.criteria) weights[c.name] = c.weight;
+            const scores = dec.options.map((o, i) => {
+                const criteria: Record<string, number> = {};
+                dec.criteria.forEach((c, k) => { criteria[c.name] = raw[i * nCrit + k]; });
+                return { option: o.name, score: score[i], criteria };
+            });
             this.sink!.record({
                 kind: 'decision', id: this.nextId++, decision: dec.name, agent: this.curG >= 0 ? this.agentName(this.curG, a) : '',
                 t: this.now, wall: this.wall(), chosen, scores, weights
@@ -1011,6 +1075,14 @@ export class Replication {
             wallStart: w, wallEnd: w, subject: this.entityName(e), loc: ins ? this.program.sites[ins.site] : undefined
         });
     }
+}
+
+/** A key for "the same message": the channel and the fields, whatever their order. */
+function ballotKey(channel: number, payload: Record<string, unknown>): string {
+    const keys = Object.keys(payload).sort();
+    let out = String(channel);
+    for (const k of keys) out += `\u0000${k}\u0000${typeof payload[k]}:${String(payload[k])}`;
+    return out;
 }
 
 function plain(payload: Record<string, unknown>): Record<string, string | number | boolean> {
