@@ -10,6 +10,7 @@ import {
     type LangiumServices, type LangiumSharedServices, type PartialLangiumServices
 } from 'langium/lsp';
 import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
+import { AiMatrixAstNodeDescriptionProvider } from './aimatrix-descriptions.js';
 import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
 import { createGuardedParser } from './aimatrix-parser-guard.js';
 import { AiMatrixParserErrorMessageProvider } from './aimatrix-parser-messages.js';
@@ -35,6 +36,9 @@ export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & A
     references: {
         ScopeComputation: services => new AiMatrixScopeComputation(services),
         ScopeProvider: services => new AiMatrixScopeProvider(services)
+    },
+    workspace: {
+        AstNodeDescriptionProvider: services => new AiMatrixAstNodeDescriptionProvider(services)
     },
     validation: {
         AiMatrixValidator: services => new AiMatrixValidator(services),
