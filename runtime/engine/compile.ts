@@ -111,6 +111,8 @@ export interface Program {
     processes: ProcessSpec[];
     waitMonitors: Set<number>;
     tisMonitors: number[];
+    /** Processes whose work in progress a KPI or condition reads (only those are tracked over time). */
+    wipMonitors: Set<number>;
     sketches: Set<string>;
     kpis: KpiSpec[];
     agentTypes: AgentTypeSpec[];
@@ -199,6 +201,7 @@ class Compiler {
     private readonly stateIndex = new Map<ast.StateVar, number>();
     private readonly waitMonitors = new Set<number>();
     private readonly tisMonitors: number[] = [];
+    private readonly wipMonitors = new Set<number>();
     private readonly stockMonitors: number[] = [];
     private readonly sketches = new Set<string>();
     private letCounter = 0;
@@ -347,7 +350,7 @@ class Compiler {
             twin: twin.name, params: paramInfos, paramInit, stocks: stockSpecs, stockMonitors: this.stockMonitors,
             hasFlows: this.flows.length > 0, method: integration?.method === 'rk4' ? 'rk4' : 'euler', dt, deriv,
             entities: entitySpecs, attrs: this.attrs, resources, sources, processes,
-            waitMonitors: this.waitMonitors, tisMonitors: this.tisMonitors, sketches: this.sketches, kpis,
+            waitMonitors: this.waitMonitors, tisMonitors: this.tisMonitors, wipMonitors: this.wipMonitors, sketches: this.sketches, kpis,
             agentTypes, groups, channels, coordinators, decisions,
             streamNames: [...this.streams.keys()], sites: this.sites, factory, code, options: this.options
         };
@@ -883,6 +886,7 @@ class Compiler {
                 case 'wip': {
                     const p = this.processArg(x, args.get('process'));
                     if (quantiles) this.sketches.add(`P${p}`);
+                    this.wipMonitors.add(p);
                     return `R.MP[${p}]`;
                 }
                 case 'level': {

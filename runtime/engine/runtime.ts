@@ -138,6 +138,15 @@ export class Replication {
     private readonly srcLimit: Float64Array;
     private readonly srcUntil: Float64Array;
     private readonly srcIa: (() => unknown)[];
+    /** Inline exponential inter-arrivals, per source: 0 none, 1 mean, 2 rate; stream, parameter slot (or -1), constant. */
+    private readonly srcFastKind: Int8Array;
+    private readonly srcFastStream: (Uniform | null)[];
+    private readonly srcFastParam: Int32Array;
+    private readonly srcFastValue: Float64Array;
+    private readonly srcTarget: Int32Array;
+    private readonly srcEntity: Int32Array;
+    /** Per process: 1 when its work in progress is monitored. */
+    private readonly wipOn: Uint8Array;
     private readonly attrInit: (EntityFn | null)[][];
 
     // ---- system dynamics
@@ -243,6 +252,13 @@ export class Replication {
         this.srcLimit = Float64Array.from(p.sources.map(s => (s.limit >= 0 ? Number((this.fns[s.limit] as () => unknown)()) : Infinity)));
         this.srcUntil = Float64Array.from(p.sources.map(s => (s.until >= 0 ? Number((this.fns[s.until] as () => unknown)()) : Infinity)));
         this.srcIa = p.sources.map(s => this.fns[s.interarrival] as () => unknown);
+        this.srcFastKind = Int8Array.from(p.sources.map(s => (s.fast ? (s.fast.kind === 'mean' ? 1 : 2) : 0)));
+        this.srcFastStream = p.sources.map(s => (s.fast ? this.streams[s.fast.stream] : null));
+        this.srcFastParam = Int32Array.from(p.sources.map(s => (s.fast ? s.fast.param : -1)));
+        this.srcFastValue = Float64Array.from(p.sources.map(s => (s.fast ? s.fast.value : 0)));
+        this.srcTarget = Int32Array.from(p.sources.map(s => s.target));
+        this.srcEntity = Int32Array.from(p.sources.map(s => s.entity));
+        this.wipOn = Uint8Array.from(p.processes.map((_, i) => (p.wipMonitors.has(i) ? 1 : 0)));
         this.attrInit = p.entities.map(e => e.attrs.map(k => (p.attrs[k].init >= 0 ? this.fns[p.attrs[k].init] as EntityFn : null)));
         this.growEntities(256);
 
@@ -334,7 +350,11 @@ export class Replication {
                 case EV_HEARTBEAT: this.heartbeat(heap.topA, heap.topB); break;
             }
             if (this.readyN > 0) this.drainReady();
-            if (this.dirty) this.recheck();
+            if (this.dirty) {
+                // Only waiting entities and agents' conditions care about a change.
+                if (this.waiters.length > 0 || this.hasWhens) this.recheck();
+                else this.dirty = false;
+            }
             if ((this.events & checkEvery) === 0 && checkEvery > 0) {
                 spec.onProgress?.(this.now, this.events);
                 if (spec.shouldStop?.()) return true;
@@ -411,12 +431,13 @@ export class Replication {
     }
 
     private scheduleArrival(s: number): void {
-        const fast = this.program.sources[s].fast;
+        const kind = this.srcFastKind[s];
         let ia: number;
-        if (fast !== undefined) {
-            const x = fast.param >= 0 ? this.P[fast.param] as number : fast.value;
-            const u = this.streams[fast.stream].next();
-            ia = fast.kind === 'mean' ? -Math.log(1 - u) * x : -Math.log(1 - u) / x;
+        if (kind !== 0) {
+            const param = this.srcFastParam[s];
+            const x = param >= 0 ? this.P[param] as number : this.srcFastValue[s];
+            const u = this.srcFastStream[s]!.next();
+            ia = kind === 1 ? -Math.log(1 - u) * x : -Math.log(1 - u) / x;
         } else {
             ia = Number(this.srcIa[s]());
         }
@@ -426,8 +447,7 @@ export class Replication {
     }
 
     private arrival(s: number): void {
-        const src = this.program.sources[s];
-        const type = src.entity;
+        const type = this.srcEntity[s];
         const e = this.allocEntity();
         this.created++;
         this.eType[e] = type;
@@ -437,14 +457,16 @@ export class Replication {
         this.curE = e;
         this.curG = -1;
         const inits = this.attrInit[type];
-        const slots = this.program.entities[type].attrs;
-        for (let k = 0; k < inits.length; k++) {
-            const f = inits[k];
-            if (f !== null) (this.AT[slots[k]] as Float64Array)[e] = f(e) as number;
+        if (inits.length > 0) {
+            const slots = this.program.entities[type].attrs;
+            for (let k = 0; k < inits.length; k++) {
+                const f = inits[k];
+                if (f !== null) (this.AT[slots[k]] as Float64Array)[e] = f(e) as number;
+            }
         }
         if (this.tr) { this.eSpan[e] = this.nextId++; this.eWallBorn[e] = this.wall(); }
         if (++this.srcCreated[s] < this.srcLimit[s]) this.scheduleArrival(s);
-        this.enter(e, src.target);
+        this.enter(e, this.srcTarget[s]);
         this.runEntity(e);
     }
 
@@ -452,13 +474,15 @@ export class Replication {
         this.eProc[e] = p;
         this.ePc[e] = 0;
         this.eWait[e] = 0;
-        this.MP[p].set(this.now, ++this.wipCount[p]);
+        const n = ++this.wipCount[p];
+        if (this.wipOn[p] === 1) this.MP[p].set(this.now, n);
         const k = this.tisSlot[p];
         if (k >= 0 && this.eTis[k][e] !== this.eTis[k][e]) this.eTis[k][e] = this.now;
     }
 
     private leave(e: number, p: number): void {
-        this.MP[p].set(this.now, --this.wipCount[p]);
+        const n = --this.wipCount[p];
+        if (this.wipOn[p] === 1) this.MP[p].set(this.now, n);
         this.completions[p]++;
         const w = this.MW[p];
         if (w !== null) w.add(this.eWait[e]);
