@@ -134,6 +134,7 @@ export class AiMatrixValidator {
             if (!node.path) continue;
             const uri = resolveImport(document.uri, node.path);
             if (uri.toString() === document.uri.toString() || !this.documents.hasDocument(uri) || used.has(uri.toString())) continue;
+            if (ast.isTwinFile(file) && observesTwinOf(this.documents.getDocument(uri)?.parseResult.value, file)) continue;
             report(accept, 'warning', IssueCodes.ImportNotNeeded, `Nothing from '${unquote(node.path)}' is used in this file.`, node, 'path');
         }
     }
@@ -161,4 +162,14 @@ export class AiMatrixValidator {
             }
         }
     }
+}
+
+/**
+ * A twin file's import of an agent file whose system observes one of its twins is used:
+ * it is what makes that system run with the twin (docs/language.md, "Systems").
+ */
+function observesTwinOf(imported: unknown, file: ast.TwinFile): boolean {
+    if (!ast.isAgentFile(imported)) return false;
+    const twins = new Set(file.elements.filter(ast.isTwin));
+    return imported.systems.some(system => system.twin?.ref !== undefined && twins.has(system.twin.ref));
 }

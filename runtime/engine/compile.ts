@@ -28,6 +28,12 @@ export interface CompileOptions {
      * streams). Returning undefined keeps the engine's own stream.
      */
     readonly streamOverride?: (name: string, seed: number, replication: number) => Uniform | undefined;
+    /**
+     * Agent systems that may observe the twin (typically every system of the files the
+     * twin was loaded with). Those whose `observes` names this twin run with it, their
+     * swarms included, even when the twin has no `population` of their agents.
+     */
+    readonly systems?: readonly ast.System[];
 }
 
 /** A compile-time failure: the model uses something the engine cannot execute. */
@@ -544,6 +550,9 @@ class Compiler {
             const agent = p.agent?.ref;
             if (!agent) this.fail(p, `population '${p.name}' refers to an unknown agent`);
             systems.add(agent.$container);
+        }
+        for (const sys of this.options.systems ?? []) {
+            if (sys.twin?.ref === this.twin) systems.add(sys);
         }
         const agentType = (agent: ast.Agent): number => {
             let i = this.agentTypeIndex.get(agent);

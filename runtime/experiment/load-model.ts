@@ -24,5 +24,7 @@ export async function loadTwinModel(source: unknown): Promise<CompiledModel> {
     const document = result.documents.find(d => path.resolve(d.uri.fsPath) === path.resolve(cwd, file));
     const root = document?.parseResult.value;
     if (!ast.isTwinFile(root)) throw new Error(`${file} is not a twin file`);
-    return compileTwin(selectTarget(root, file, experiment).twin, { cwd });
+    // Systems that observe the twin run with it: those of the files it was loaded with (its imports).
+    const systems = result.documents.map(d => d.parseResult.value).filter(ast.isAgentFile).flatMap(f => f.systems);
+    return compileTwin(selectTarget(root, file, experiment).twin, { cwd, systems });
 }

@@ -4,7 +4,7 @@ import { createAiMatrixServices } from '../../language-server/src/aimatrix-modul
 import * as ast from '../../language-server/generated/ast.js';
 import { compileTwin, type CompileOptions, type CompiledTwin } from '../../runtime/engine/compile.js';
 
-const services = createAiMatrixServices(EmptyFileSystem);
+export const services = createAiMatrixServices(EmptyFileSystem);
 let counter = 0;
 
 /**
