@@ -1,6 +1,7 @@
 /**
  * One measurement of `npm run bench:engine`, in its own process (so peak memory is its own):
- *   des N     the bank twin (examples/bank) with `limit N` customers, run to the end
+ *   des N [trace]  the bank twin (examples/bank) with `limit N` customers, run to the end;
+ *                  with `trace`, every trace record goes to a sink that only counts them
  *   sir REPS  the epidemic twin at dt = 0.01 d over 10,000 days (1,000,000 RK4 steps), REPS passes
  * Prints one line `RESULT {json}`. Bundled by bench/engine.ts with esbuild (Langium is ESM).
  */
@@ -26,16 +27,18 @@ async function twinOf(file: string, edit: (text: string) => string): Promise<ast
     return twin;
 }
 
-async function des(n: number): Promise<void> {
+async function des(n: number, traced: boolean): Promise<void> {
     const twin = await twinOf('examples/bank/bank.twin', t => t.replace(/(source Arrivals .*?)( into Serve)/, `$1 limit ${n}$2`));
     const model = compileTwin(twin);
     const t0 = process.hrtime.bigint();
-    const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0 });
+    let records = 0;
+    const trace = traced ? { enabled: true, record: () => { records++; } } : undefined;
+    const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0, trace });
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
     console.log('RESULT ' + JSON.stringify({
         bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, events: r.events, events_per_s: r.events / s,
-        mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS
+        mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS, trace_records: records
     }));
 }
 
@@ -57,5 +60,5 @@ async function sir(reps: number): Promise<void> {
 }
 
 const [mode, arg] = process.argv.slice(2);
-const run = mode === 'des' ? des(Number(arg ?? 1000000)) : sir(Number(arg ?? 5));
+const run = mode === 'des' ? des(Number(arg ?? 1000000), process.argv[4] === 'trace') : sir(Number(arg ?? 5));
 run.catch(e => { console.error(e); process.exit(1); });

@@ -70,6 +70,15 @@ async function main(): Promise<void> {
 
     const sir = run(process.execPath, [CHILD, 'sir', '5']);
     const steps = Number(sir.steps_per_s);
+    // Tracing: off is a predictable branch per hook (already inside the figures above); on, every record
+    // is built and handed to a sink that only counts, so this is the engine's own cost of tracing.
+    const tn = Math.round(N / 10);
+    const off = run(process.execPath, [CHILD, 'des', String(tn)]);
+    const on = run(process.execPath, [CHILD, 'des', String(tn), 'trace']);
+    const offRate = Number(off.customers_per_s), onRate = Number(on.customers_per_s);
+    console.log(`\nTracing (bank, ${fmt(tn)} customers)`);
+    console.log(`  off ${fmt(offRate).padStart(12)} customers/s   on (counting sink) ${fmt(onRate).padStart(12)} customers/s   ${fmt(Number(on.trace_records) / tn, 1)} records/customer   on / off ${fmt((100 * onRate) / offRate, 1)}%`);
+
     console.log('\nSD (epidemic, SIR, RK4, dt = 0.01 d, 1,000,000 steps)');
     console.log(`  AIMatrix engine  ${fmt(steps).padStart(12)} steps/s (median of 5; first pass ${fmt(sir.cold_steps_per_s)})   (target ≥ 5,000,000)  ${steps >= 5e6 ? 'OK' : 'MISSED'}`);
 
