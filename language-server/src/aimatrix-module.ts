@@ -11,6 +11,7 @@ import {
 } from 'langium/lsp';
 import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
 import { AiMatrixAstNodeDescriptionProvider } from './aimatrix-descriptions.js';
+import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
 import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
 import { createGuardedParser } from './aimatrix-parser-guard.js';
 import { AiMatrixParserErrorMessageProvider } from './aimatrix-parser-messages.js';
@@ -47,6 +48,13 @@ export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & A
     ...registerLspServices()
 };
 
+/** Shared services: a large document is re-parsed by top-level block. */
+export const AiMatrixSharedModule: Module<LangiumSharedServices, { workspace: { LangiumDocumentFactory: (s: LangiumSharedServices) => AiMatrixDocumentFactory } }> = {
+    workspace: {
+        LangiumDocumentFactory: services => new AiMatrixDocumentFactory(services)
+    }
+};
+
 export interface AiMatrixLanguages {
     shared: LangiumSharedServices;
     twin: AiMatrixServices;
@@ -58,7 +66,7 @@ export interface AiMatrixLanguages {
  * one (the CLI, the runtime, tests) they parse, link and validate files on their own.
  */
 export function createAiMatrixServices(context: DefaultSharedModuleContext): AiMatrixLanguages {
-    const shared = inject(createDefaultSharedModule(context), AiMatrixGeneratedSharedModule, AiMatrixSharedLspModule);
+    const shared = inject(createDefaultSharedModule(context), AiMatrixGeneratedSharedModule, AiMatrixSharedLspModule, AiMatrixSharedModule);
     const twin = inject(createDefaultModule({ shared }), TwinLanguageGeneratedModule, AiMatrixModule);
     const agent = inject(createDefaultModule({ shared }), AgentLanguageGeneratedModule, AiMatrixModule);
     shared.ServiceRegistry.register(twin);

@@ -1,0 +1,150 @@
+/**
+ * Re-parsing by top-level block must be invisible: after random edits of files of many
+ * blocks, the incrementally updated document equals a fresh full parse of the same text
+ * — the same AST (with its text regions and resolved references), the same CST leaves
+ * (offsets, ranges, token types), the same syntax errors and the same diagnostics.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import fc from 'fast-check';
+import { AstUtils, CstUtils, EmptyFileSystem, URI, isLeafCstNode, type AstNode, type LangiumDocument } from 'langium';
+import { describe, expect, test } from 'vitest';
+import { TextDocument } from 'vscode-languageserver-textdocument';
+import { twinFile } from '../../bench/generate.js';
+import { AiMatrixDocumentFactory } from '../../language-server/src/aimatrix-document-factory.js';
+import { createAiMatrixServices, type AiMatrixLanguages } from '../../language-server/src/aimatrix-module.js';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+function server(minLines: number): { services: AiMatrixLanguages; factory: AiMatrixDocumentFactory; version: number } {
+    const services = createAiMatrixServices(EmptyFileSystem);
+    const factory = services.shared.workspace.LangiumDocumentFactory as AiMatrixDocumentFactory;
+    factory.minLines = minLines;
+    return { services, factory, version: 0 };
+}
+
+/** The incremental server (every document counts as large) and the reference (always a full parse). */
+const incremental = server(0);
+const reference = server(Number.MAX_SAFE_INTEGER);
+
+async function setText(s: ReturnType<typeof server>, uri: string, text: string): Promise<LangiumDocument> {
+    s.services.shared.workspace.TextDocuments!.set(TextDocument.create(uri, uri.endsWith('.agent') ? 'agent' : 'twin', ++s.version, text));
+    await s.services.shared.workspace.DocumentBuilder.update([URI.parse(uri)], []);
+    return s.services.shared.workspace.LangiumDocuments.getDocument(URI.parse(uri))!;
+}
+
+/** Everything observable about a parsed, linked and validated document. */
+function snapshot(s: ReturnType<typeof server>, document: LangiumDocument): Record<string, unknown> {
+    const root = document.parseResult.value;
+    const containment: string[] = [];
+    for (const node of AstUtils.streamAst(root)) {
+        const container = node.$container as (AstNode & Record<string, unknown>) | undefined;
+        if (!container) continue;
+        const value = container[node.$containerProperty!];
+        const ok = Array.isArray(value) ? value[node.$containerIndex!] === node : value === node;
+        if (!ok) containment.push(`${node.$type} in ${container.$type}.${node.$containerProperty}[${node.$containerIndex}]`);
+    }
+    const cst = root.$cstNode!;
+    return {
+        ast: s.services.twin.serializer.JsonSerializer.serialize(root, { textRegions: true }),
+        containment,
+        leaves: CstUtils.flattenCst(cst).map(l => [l.offset, l.end, l.range, l.hidden, l.tokenType.name, l.text, l.astNode.$type]).toArray(),
+        composites: CstUtils.streamCst(cst).filter(n => !isLeafCstNode(n)).map(n => [n.offset, n.end, n.range, n.astNode.$type, n.container?.astNode.$type]).toArray(),
+        fullText: cst.root.fullText === document.textDocument.getText(),
+        lexerErrors: document.parseResult.lexerErrors.map(e => [e.offset, e.length, e.line, e.column, e.message]),
+        parserErrors: document.parseResult.parserErrors.map(e => [e.token.startOffset, e.token.image, e.message]),
+        diagnostics: (document.diagnostics ?? []).map(d => [d.range, d.severity, d.code, d.message, d.data])
+    };
+}
+
+/** Files of many blocks: the bench generator's (small plants) and the twin examples concatenated. */
+function exampleTwins(): string {
+    const files = ['bank/bank.twin', 'epidemic/epidemic.twin', 'montecarlo/callcentre.twin', 'swarm/sky.twin'];
+    return files.map(f => fs.readFileSync(path.join(ROOT, 'examples', f), 'utf8').replace(/^import .*$/gm, '')).join('\n');
+}
+
+const SNIPPETS = ['x', '1', ' ', '\n', '}', '{', '\n}\n', 'twin Q {\n  param z = 2 min\n}\n', '  param q = 3 min\n', '// c\n', '"',
+    'seize ', 'Machine0', 'experiment E for Plant0 { horizon 1 h }\n', '\n\n', '/* x */', 'process P for Part0 {\n  dispose\n}\n'];
+
+const edit = fc.record({
+    at: fc.double({ min: 0, max: 1, noNaN: true }),
+    lineStart: fc.boolean(),
+    remove: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 9, max: 200 })),
+    insert: fc.oneof(fc.constantFrom(...SNIPPETS), fc.constant(''), fc.string({ maxLength: 6 })),
+    copyLine: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined })
+});
+
+interface Edit { at: number; lineStart: boolean; remove: number; insert: string; copyLine: number | undefined }
+
+function apply(text: string, e: Edit): string {
+    let at = Math.floor(e.at * text.length);
+    if (e.lineStart) at = text.lastIndexOf('\n', at - 1) + 1;
+    let insert = e.insert;
+    if (e.copyLine !== undefined) {
+        const lines = text.split('\n');
+        insert = lines[Math.floor(e.copyLine * lines.length) % lines.length] + '\n';
+    }
+    return text.slice(0, at) + insert + text.slice(Math.min(text.length, at + e.remove));
+}
+
+let fileCounter = 0;
+
+async function check(base: string, edits: Edit[], uriBase: string): Promise<number> {
+    const uri = `file:///incremental/${uriBase}${fileCounter++}.twin`;
+    let text = base;
+    await setText(incremental, uri, text);
+    await setText(reference, uri, text);
+    let spliced = 0;
+    for (const e of edits) {
+        text = apply(text, e);
+        const a = await setText(incremental, uri, text);
+        if (incremental.factory.lastUpdate === 'incremental') spliced++;
+        const b = await setText(reference, uri, text);
+        expect(reference.factory.lastUpdate).not.toBe('incremental');
+        expect(snapshot(incremental, a)).toEqual(snapshot(reference, b));
+    }
+    await incremental.services.shared.workspace.DocumentBuilder.update([], [URI.parse(uri)]);
+    await reference.services.shared.workspace.DocumentBuilder.update([], [URI.parse(uri)]);
+    return spliced;
+}
+
+describe('incremental re-parse by top-level block', () => {
+    const generated = twinFile(500, 2);
+    const examples = exampleTwins();
+
+    test('random edits of the bench generator output equal a full parse', async () => {
+        let spliced = 0;
+        let total = 0;
+        await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 6 }), async edits => {
+            spliced += await check(generated, edits, 'gen');
+            total += edits.length;
+        }), { numRuns: 60 });
+        // The splice is taken for a share of the edits (most random snippets are syntax errors: those fall back).
+        expect(spliced).toBeGreaterThan(total / 10);
+    }, 240_000);
+
+    test('random edits of the examples concatenated equal a full parse', async () => {
+        let spliced = 0;
+        await fc.assert(fc.asyncProperty(fc.array(edit, { minLength: 1, maxLength: 6 }), async edits => {
+            spliced += await check(examples, edits, 'ex');
+        }), { numRuns: 40 });
+        expect(spliced).toBeGreaterThan(0);
+    }, 240_000);
+
+    test('a typo in a deep block and its fix: spliced, then the same as a full parse', async () => {
+        const text = twinFile(2100);
+        const uri = 'file:///incremental/large.twin';
+        const large = server(2000);
+        await setText(large, uri, text);
+        const at = text.indexOf('    seize Machine3', text.length / 2);
+        const typo = text.slice(0, at) + '    seize Machine3x' + text.slice(at + '    seize Machine3'.length);
+        const a = await setText(large, uri, typo);
+        expect(large.factory.lastUpdate).toBe('incremental');
+        const b = await setText(reference, uri, typo);
+        expect(snapshot(large, a)).toEqual(snapshot(reference, b));
+        expect((a.diagnostics ?? []).some(d => d.message.includes('Machine3x'))).toBe(true);
+        const fixed = await setText(large, uri, text);
+        expect(large.factory.lastUpdate).toBe('incremental');
+        expect(fixed.diagnostics ?? []).toEqual([]);
+    }, 60_000);
+});
