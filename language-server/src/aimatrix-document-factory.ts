@@ -101,9 +101,12 @@ export class AiMatrixDocumentFactory extends DefaultLangiumDocumentFactory {
 
         // The changed region: [p, oldText.length - s) in the old text, [p, text.length - s) in the new.
         const max = Math.min(oldText.length, text.length);
+        const CHUNK = 512;
         let p = 0;
+        while (p + CHUNK <= max && oldText.substring(p, p + CHUNK) === text.substring(p, p + CHUNK)) p += CHUNK;
         while (p < max && oldText.charCodeAt(p) === text.charCodeAt(p)) p++;
         let s = 0;
+        while (s + CHUNK <= max - p && oldText.substring(oldText.length - s - CHUNK, oldText.length - s) === text.substring(text.length - s - CHUNK, text.length - s)) s += CHUNK;
         while (s < max - p && oldText.charCodeAt(oldText.length - 1 - s) === text.charCodeAt(text.length - 1 - s)) s++;
         const startLine = countLines(oldText, 0, p);
         const oldEndLine = startLine + countLines(oldText, p, oldText.length - s);
