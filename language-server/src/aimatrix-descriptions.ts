@@ -5,7 +5,10 @@
  * descriptions (every local name of every block, on every change) are never asked for
  * either: linking reads `node` and `name`.
  */
-import { AstUtils, CstUtils, DefaultAstNodeDescriptionProvider, type AstNode, type AstNodeDescription, type DocumentSegment, type LangiumDocument } from 'langium';
+import {
+    AstUtils, CstUtils, DefaultAstNodeDescriptionProvider, DefaultReferenceDescriptionProvider, UriUtils, isMultiReference, isReference,
+    type AstNode, type AstNodeDescription, type DocumentSegment, type LangiumDocument, type ReferenceDescription, type ReferenceInfo
+} from 'langium';
 
 export class AiMatrixAstNodeDescriptionProvider extends DefaultAstNodeDescriptionProvider {
     override createDescription(node: AstNode, name: string | undefined, document?: LangiumDocument): AstNodeDescription {
@@ -34,5 +37,47 @@ export class AiMatrixAstNodeDescriptionProvider extends DefaultAstNodeDescriptio
                 return path ??= locator.getAstNodePath(node);
             }
         };
+    }
+}
+
+/**
+ * Descriptions of references (the index behind find references, rename and document
+ * highlight) that compute the source path, the target path and the segment when asked:
+ * Langium computes all three for every reference of a document on every change, and they
+ * are read only by those requests.
+ */
+export class AiMatrixReferenceDescriptionProvider extends DefaultReferenceDescriptionProvider {
+    protected override createInfoDescriptions(refInfo: ReferenceInfo): ReferenceDescription[] {
+        const reference = refInfo.reference;
+        if (reference.error || !reference.$refNode) return [];
+        let items: AstNodeDescription[] = [];
+        if (isReference(reference) && reference.$nodeDescription) {
+            items = [reference.$nodeDescription];
+        } else if (isMultiReference(reference)) {
+            items = reference.items.map(e => e.$nodeDescription).filter((e): e is AstNodeDescription => e !== undefined);
+        }
+        if (items.length === 0) return [];
+        const sourceUri = AstUtils.getDocument(refInfo.container).uri;
+        const locator = this.nodeLocator;
+        const refNode = reference.$refNode;
+        let sourcePath: string | undefined;
+        let segment: DocumentSegment | undefined;
+        return items.map(item => {
+            let targetPath: string | undefined;
+            return {
+                sourceUri,
+                get sourcePath() {
+                    return sourcePath ??= locator.getAstNodePath(refInfo.container);
+                },
+                targetUri: item.documentUri,
+                get targetPath() {
+                    return targetPath ??= item.path;
+                },
+                get segment() {
+                    return segment ??= CstUtils.toDocumentSegment(refNode);
+                },
+                local: UriUtils.equals(item.documentUri, sourceUri)
+            };
+        });
     }
 }

@@ -10,7 +10,7 @@ import {
     type LangiumServices, type LangiumSharedServices, type PartialLangiumServices
 } from 'langium/lsp';
 import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
-import { AiMatrixAstNodeDescriptionProvider } from './aimatrix-descriptions.js';
+import { AiMatrixAstNodeDescriptionProvider, AiMatrixReferenceDescriptionProvider } from './aimatrix-descriptions.js';
 import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
 import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
 import { createGuardedParser } from './aimatrix-parser-guard.js';
@@ -39,7 +39,8 @@ export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & A
         ScopeProvider: services => new AiMatrixScopeProvider(services)
     },
     workspace: {
-        AstNodeDescriptionProvider: services => new AiMatrixAstNodeDescriptionProvider(services)
+        AstNodeDescriptionProvider: services => new AiMatrixAstNodeDescriptionProvider(services),
+        ReferenceDescriptionProvider: services => new AiMatrixReferenceDescriptionProvider(services)
     },
     validation: {
         AiMatrixValidator: services => new AiMatrixValidator(services),

@@ -146,5 +146,19 @@ describe('incremental re-parse by top-level block', () => {
         const fixed = await setText(large, uri, text);
         expect(large.factory.lastUpdate).toBe('incremental');
         expect(fixed.diagnostics ?? []).toEqual([]);
+
+        // After an edit that adds lines before them, references to a resource in a later block are found where they now are.
+        const moved = text.slice(0, at) + '    delay 1 min\n    delay 2 min\n' + text.slice(at);
+        const c = await setText(large, uri, moved);
+        expect(large.factory.lastUpdate).toBe('incremental');
+        const d = await setText(reference, uri, moved);
+        const references = (s: ReturnType<typeof server>, doc: LangiumDocument): unknown[] => {
+            const target = [...AstUtils.streamAst(doc.parseResult.value)].filter(n => n.$type === 'Resource' && (n as unknown as { name: string }).name === 'Machine9').pop()!;
+            return s.services.twin.references.References.findReferences(target, { includeDeclaration: true })
+                .map(r => [r.sourceUri.toString(), r.sourcePath, r.targetPath, r.segment.range, r.segment.offset]).toArray();
+        };
+        const found = references(large, c);
+        expect(found.length).toBeGreaterThan(2);
+        expect(found).toEqual(references(reference, d));
     }, 60_000);
 });
