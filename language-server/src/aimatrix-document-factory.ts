@@ -54,9 +54,26 @@ export class AiMatrixDocumentFactory extends DefaultLangiumDocumentFactory {
     minLines = 2000;
     /** How the last update parsed (for tests): 'incremental', 'full' or 'unchanged'. */
     lastUpdate: 'incremental' | 'full' | 'unchanged' = 'unchanged';
+    /** The top-level elements the last splice of a document kept (same AST objects), until the linker takes them. */
+    private readonly kept = new WeakMap<LangiumDocument, ReadonlySet<AstNode>>();
 
     constructor(services: LangiumSharedServices) {
         super(services);
+    }
+
+    /**
+     * The top-level elements that the document's last update kept from the previous parse,
+     * or undefined when it was not a splice. Taken once: the linker asks after each update.
+     */
+    takeKeptElements(document: LangiumDocument): ReadonlySet<AstNode> | undefined {
+        const kept = this.kept.get(document);
+        this.kept.delete(document);
+        return kept;
+    }
+
+    /** Forgets what the last splice kept (the document is being unlinked for another reason). */
+    forgetKeptElements(document: LangiumDocument): void {
+        this.kept.delete(document);
     }
 
     override async update<T extends AstNode = AstNode>(document: LangiumDocument<T>, cancellationToken: CancellationToken): Promise<LangiumDocument<T>> {
@@ -69,6 +86,7 @@ export class AiMatrixDocumentFactory extends DefaultLangiumDocumentFactory {
             const textDocumentGetter = this.createTextDocumentGetter(document.uri, text);
             Object.defineProperty(document, 'textDocument', { get: textDocumentGetter });
         }
+        this.kept.delete(document);
         if (oldText !== text) {
             const spliced = oldText === undefined ? undefined : this.reparseBlocks(document, oldText, text);
             if (spliced) {
@@ -189,6 +207,7 @@ export class AiMatrixDocumentFactory extends DefaultLangiumDocumentFactory {
             mutable.$containerIndex = index;
         });
         root[property] = spliced;
+        this.kept.set(document, new Set([...elements.slice(0, before), ...elements.slice(after)]));
         return { value: root, parserErrors: [], lexerErrors: [], lexerReport: middle.lexerReport };
     }
 }

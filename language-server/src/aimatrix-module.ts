@@ -13,6 +13,7 @@ import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLangua
 import { AiMatrixAstNodeDescriptionProvider, AiMatrixReferenceDescriptionProvider } from './aimatrix-descriptions.js';
 import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
 import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
+import { AiMatrixLinker } from './aimatrix-linker.js';
 import { createGuardedParser } from './aimatrix-parser-guard.js';
 import { AiMatrixParserErrorMessageProvider } from './aimatrix-parser-messages.js';
 import { AiMatrixScopeComputation } from './aimatrix-scope-computation.js';
@@ -35,6 +36,7 @@ export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & A
         ParserErrorMessageProvider: services => new AiMatrixParserErrorMessageProvider(services)
     },
     references: {
+        Linker: services => new AiMatrixLinker(services),
         ScopeComputation: services => new AiMatrixScopeComputation(services),
         ScopeProvider: services => new AiMatrixScopeProvider(services)
     },

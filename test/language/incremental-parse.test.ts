@@ -2,12 +2,14 @@
  * Re-parsing by top-level block must be invisible: after random edits of files of many
  * blocks, the incrementally updated document equals a fresh full parse of the same text
  * — the same AST (with its text regions and resolved references), the same CST leaves
- * (offsets, ranges, token types), the same syntax errors and the same diagnostics.
+ * (offsets, ranges, token types), the same syntax errors and the same diagnostics — and
+ * linking only what can have changed resolves every reference to the same target (path,
+ * description, error) as linking the whole document.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { AstUtils, CstUtils, EmptyFileSystem, URI, isLeafCstNode, type AstNode, type LangiumDocument } from 'langium';
+import { AstUtils, CstUtils, EmptyFileSystem, URI, isLeafCstNode, isReference, type AstNode, type LangiumDocument } from 'langium';
 import { describe, expect, test } from 'vitest';
 import { TextDocument } from 'vscode-languageserver-textdocument';
 import { twinFile } from '../../bench/generate.js';
@@ -53,8 +55,31 @@ function snapshot(s: ReturnType<typeof server>, document: LangiumDocument): Reco
         fullText: cst.root.fullText === document.textDocument.getText(),
         lexerErrors: document.parseResult.lexerErrors.map(e => [e.offset, e.length, e.line, e.column, e.message]),
         parserErrors: document.parseResult.parserErrors.map(e => [e.token.startOffset, e.token.image, e.message]),
-        diagnostics: (document.diagnostics ?? []).map(d => [d.range, d.severity, d.code, d.message, d.data])
+        diagnostics: (document.diagnostics ?? []).map(d => [d.range, d.severity, d.code, d.message, d.data]),
+        references: resolvedReferences(s, document)
     };
+}
+
+/** Every reference of the document: where it is, what it resolved to (target path, description) or its error. */
+function resolvedReferences(s: ReturnType<typeof server>, document: LangiumDocument): unknown[] {
+    const locator = s.services.twin.workspace.AstNodeLocator;
+    const result: unknown[] = [];
+    for (const node of AstUtils.streamAst(document.parseResult.value)) {
+        for (const { reference, container, property } of AstUtils.streamReferences(node)) {
+            if (!isReference(reference)) continue;
+            const target = reference.ref;
+            const description = reference.$nodeDescription;
+            result.push([
+                locator.getAstNodePath(container), property, reference.$refText,
+                target ? [AstUtils.getDocument(target).uri.toString(), locator.getAstNodePath(target)] : reference.error?.message,
+                description && [description.name, description.type, description.documentUri.toString(), description.path,
+                    description.nameSegment?.range, description.selectionSegment?.range]
+            ]);
+        }
+    }
+    // The references the document lists (what the builder checks before relinking), as a set.
+    const listed = document.references.filter(r => isReference(r)).map(r => `${r.$refText}@${r.$refNode?.offset}:${r.ref ? 'ok' : 'error'}`).sort();
+    return [result, listed];
 }
 
 /** Files of many blocks: the bench generator's (small plants) and the twin examples concatenated. */
@@ -71,12 +96,33 @@ const edit = fc.record({
     lineStart: fc.boolean(),
     remove: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 8 }), fc.integer({ min: 9, max: 200 })),
     insert: fc.oneof(fc.constantFrom(...SNIPPETS), fc.constant(''), fc.string({ maxLength: 6 })),
-    copyLine: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined })
+    copyLine: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
+    rename: fc.option(fc.record({ which: fc.double({ min: 0, max: 1, noNaN: true }), to: fc.double({ min: 0, max: 1, noNaN: true }), fresh: fc.boolean() }),
+        { nil: undefined, freq: 3 })
 });
 
-interface Edit { at: number; lineStart: boolean; remove: number; insert: string; copyLine: number | undefined }
+interface Rename { which: number; to: number; fresh: boolean }
+interface Edit { at: number; lineStart: boolean; remove: number; insert: string; copyLine: number | undefined; rename: Rename | undefined }
+
+const DECLARATION = /\b(?:twin|experiment|param|resource|entity|attr|process|source|stock|flow|aux|kpi) ([A-Za-z_]\w*)/g;
+
+/**
+ * Renames a declaration (a twin, a parameter, a resource…) without touching its uses: to
+ * a new name (its uses in other blocks no longer resolve) or to the name of another
+ * declaration (a duplicate that may take over references elsewhere).
+ */
+function rename(text: string, r: Rename): string {
+    const declarations = [...text.matchAll(DECLARATION)];
+    if (declarations.length === 0) return text;
+    const chosen = declarations[Math.floor(r.which * declarations.length) % declarations.length];
+    const name = chosen[1];
+    const to = r.fresh ? `${name}x` : declarations[Math.floor(r.to * declarations.length) % declarations.length][1];
+    const at = chosen.index + chosen[0].length - name.length;
+    return text.slice(0, at) + to + text.slice(at + name.length);
+}
 
 function apply(text: string, e: Edit): string {
+    if (e.rename) return rename(text, e.rename);
     let at = Math.floor(e.at * text.length);
     if (e.lineStart) at = text.lastIndexOf('\n', at - 1) + 1;
     let insert = e.insert;

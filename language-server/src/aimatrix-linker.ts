@@ -1,0 +1,103 @@
+/**
+ * Linking after a re-parse by top-level block (see `aimatrix-document-factory.ts`)
+ * relinks only what can have changed.
+ *
+ * Langium unlinks every reference of a changed document and resolves them all again.
+ * When the document factory spliced the document, the top-level blocks it kept are the
+ * same AST objects with the same references. A reference in a kept block that resolved
+ * to a node of the same block keeps its target: the block's text is unchanged, and the
+ * scopes put the names of the blocks that enclose a reference before everything else
+ * (a process's entity and its attributes are declared in its own twin; a system's
+ * observed twin comes after the system's own names), so nothing outside the block can
+ * shadow it (the block itself is named at the top level, where a block before it could
+ * take its name: a reference to it is resolved again). Every other reference is resolved
+ * again: those in re-parsed blocks, those that resolved to another block or another
+ * document, and those that did not resolve.
+ */
+import {
+    AstUtils, DefaultLinker, interruptAndCheck, isAstNode,
+    type AstNode, type AstNodeDescription, type AstNodeDescriptionProvider, type LangiumDocument, type Reference, type ReferenceInfo
+} from 'langium';
+import type { LangiumServices } from 'langium/lsp';
+import { CancellationToken } from 'vscode-languageserver';
+import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
+
+/** The writable internals of Langium's references (`linker.js`, `buildReference`). */
+interface MutableReference extends Reference {
+    _ref?: unknown;
+    _nodeDescription?: AstNodeDescription;
+}
+
+export class AiMatrixLinker extends DefaultLinker {
+    private readonly descriptions: AstNodeDescriptionProvider;
+    private readonly factory: () => AiMatrixDocumentFactory | undefined;
+    /** The references of each top-level block, in AST order (blocks are kept as the same objects). */
+    private readonly blockReferences = new WeakMap<AstNode, ReferenceInfo[]>();
+    /** What each reference of a document resolved to before it was last unlinked. */
+    private readonly previous = new WeakMap<LangiumDocument, Map<Reference, AstNodeDescription>>();
+
+    constructor(services: LangiumServices) {
+        super(services);
+        this.descriptions = services.workspace.AstNodeDescriptionProvider;
+        this.factory = () => {
+            const factory = services.shared.workspace.LangiumDocumentFactory;
+            return factory instanceof AiMatrixDocumentFactory ? factory : undefined;
+        };
+    }
+
+    override unlink(document: LangiumDocument): void {
+        const resolved = new Map<Reference, AstNodeDescription>();
+        for (const ref of document.references as MutableReference[]) {
+            if (isAstNode(ref._ref) && ref._nodeDescription) resolved.set(ref, ref._nodeDescription);
+        }
+        this.previous.set(document, resolved);
+        this.factory()?.forgetKeptElements(document);
+        super.unlink(document);
+    }
+
+    override async link(document: LangiumDocument, cancelToken = CancellationToken.None): Promise<void> {
+        const kept = this.factory()?.takeKeptElements(document);
+        const previous = this.previous.get(document);
+        this.previous.delete(document);
+        const root = document.parseResult.value;
+        for (const refInfo of AstUtils.streamReferences(root)) this.doLink(refInfo, document);
+        for (const block of AstUtils.streamContents(root)) {
+            await interruptAndCheck(cancelToken);
+            const known = kept?.has(block) ? this.blockReferences.get(block) : undefined;
+            if (known && previous) {
+                for (const refInfo of known) this.relink(refInfo, block, previous, document);
+                continue;
+            }
+            const references: ReferenceInfo[] = [];
+            for (const node of AstUtils.streamAst(block)) {
+                for (const refInfo of AstUtils.streamReferences(node)) {
+                    references.push(refInfo);
+                    this.doLink(refInfo, document);
+                }
+            }
+            this.blockReferences.set(block, references);
+        }
+    }
+
+    /** Keeps the target of a reference of a kept block that resolved inside that block; links any other. */
+    private relink(refInfo: ReferenceInfo, block: AstNode, previous: Map<Reference, AstNodeDescription>, document: LangiumDocument): void {
+        const ref = refInfo.reference as MutableReference;
+        const description = previous.get(ref);
+        const target = description?.node;
+        if (description && target && target !== block && ref._ref === undefined && topLevelBlock(target) === block) {
+            ref._ref = target;
+            // A fresh description: the old one may hold the target's path and range from before the splice.
+            ref._nodeDescription = this.descriptions.createDescription(target, description.name, document);
+            document.references.push(ref);
+        } else {
+            this.doLink(refInfo, document);
+        }
+    }
+}
+
+/** The top-level element (child of the root) that contains `node`, or undefined for the root. */
+function topLevelBlock(node: AstNode): AstNode | undefined {
+    let current = node;
+    while (current.$container?.$container) current = current.$container;
+    return current.$container ? current : undefined;
+}
