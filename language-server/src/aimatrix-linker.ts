@@ -35,6 +35,8 @@ export class AiMatrixLinker extends DefaultLinker {
     private readonly blockReferences = new WeakMap<AstNode, ReferenceInfo[]>();
     /** What each reference of a document resolved to before it was last unlinked. */
     private readonly previous = new WeakMap<LangiumDocument, Map<Reference, AstNodeDescription>>();
+    /** Per document, the kept blocks whose every reference kept its target in the last link (see `takeSettledBlocks`). */
+    private readonly settled = new WeakMap<LangiumDocument, Set<AstNode>>();
 
     constructor(services: LangiumServices) {
         super(services);
@@ -52,7 +54,20 @@ export class AiMatrixLinker extends DefaultLinker {
         }
         this.previous.set(document, resolved);
         this.factory()?.forgetKeptElements(document);
+        this.settled.delete(document);
         super.unlink(document);
+    }
+
+    /**
+     * The blocks kept by the last splice of the document in which every reference
+     * resolved, before and after it, to a node of the same block: all they depend on is
+     * their own text (where in-block names resolve is a property of the block alone).
+     * Taken once, by the validator, after the link.
+     */
+    takeSettledBlocks(document: LangiumDocument): ReadonlySet<AstNode> | undefined {
+        const settled = this.settled.get(document);
+        this.settled.delete(document);
+        return settled;
     }
 
     override async link(document: LangiumDocument, cancelToken = CancellationToken.None): Promise<void> {
@@ -60,12 +75,16 @@ export class AiMatrixLinker extends DefaultLinker {
         const previous = this.previous.get(document);
         this.previous.delete(document);
         const root = document.parseResult.value;
+        const settled = new Set<AstNode>();
+        this.settled.set(document, settled);
         for (const refInfo of AstUtils.streamReferences(root)) this.doLink(refInfo, document);
         for (const block of AstUtils.streamContents(root)) {
             await interruptAndCheck(cancelToken);
             const known = kept?.has(block) ? this.blockReferences.get(block) : undefined;
             if (known && previous) {
-                for (const refInfo of known) this.relink(refInfo, block, previous, document);
+                let all = true;
+                for (const refInfo of known) if (!this.relink(refInfo, block, previous, document)) all = false;
+                if (all) settled.add(block);
                 continue;
             }
             const references: ReferenceInfo[] = [];
@@ -79,8 +98,8 @@ export class AiMatrixLinker extends DefaultLinker {
         }
     }
 
-    /** Keeps the target of a reference of a kept block that resolved inside that block; links any other. */
-    private relink(refInfo: ReferenceInfo, block: AstNode, previous: Map<Reference, AstNodeDescription>, document: LangiumDocument): void {
+    /** Keeps the target of a reference of a kept block that resolved inside that block (true); links any other. */
+    private relink(refInfo: ReferenceInfo, block: AstNode, previous: Map<Reference, AstNodeDescription>, document: LangiumDocument): boolean {
         const ref = refInfo.reference as MutableReference;
         const description = previous.get(ref);
         const target = description?.node;
@@ -89,9 +108,10 @@ export class AiMatrixLinker extends DefaultLinker {
             // A fresh description: the old one may hold the target's path and range from before the splice.
             ref._nodeDescription = this.descriptions.createDescription(target, description.name, document);
             document.references.push(ref);
-        } else {
-            this.doLink(refInfo, document);
+            return true;
         }
+        this.doLink(refInfo, document);
+        return false;
     }
 }
 

@@ -10,9 +10,9 @@ import {
     type LangiumServices, type LangiumSharedServices, type PartialLangiumServices
 } from 'langium/lsp';
 import { AiMatrixGeneratedSharedModule, AgentLanguageGeneratedModule, TwinLanguageGeneratedModule } from '../generated/module.js';
+import { AiMatrixBlockValidator } from './aimatrix-block-validator.js';
 import { AiMatrixAstNodeDescriptionProvider, AiMatrixReferenceDescriptionProvider } from './aimatrix-descriptions.js';
 import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
-import { AiMatrixDocumentValidator } from './aimatrix-document-validator.js';
 import { AiMatrixLinker } from './aimatrix-linker.js';
 import { createGuardedParser } from './aimatrix-parser-guard.js';
 import { AiMatrixParserErrorMessageProvider } from './aimatrix-parser-messages.js';
@@ -46,7 +46,7 @@ export const AiMatrixModule: Module<AiMatrixServices, PartialLangiumServices & A
     },
     validation: {
         AiMatrixValidator: services => new AiMatrixValidator(services),
-        DocumentValidator: services => new AiMatrixDocumentValidator(services)
+        DocumentValidator: services => new AiMatrixBlockValidator(services)
     },
     ...registerLspServices()
 };

@@ -98,11 +98,17 @@ const edit = fc.record({
     insert: fc.oneof(fc.constantFrom(...SNIPPETS), fc.constant(''), fc.string({ maxLength: 6 })),
     copyLine: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
     rename: fc.option(fc.record({ which: fc.double({ min: 0, max: 1, noNaN: true }), to: fc.double({ min: 0, max: 1, noNaN: true }), fresh: fc.boolean() }),
+        { nil: undefined, freq: 3 }),
+    revalue: fc.option(fc.record({ which: fc.double({ min: 0, max: 1, noNaN: true }), value: fc.constantFrom('2 min', '3', '2.5', '0.5 per h', '-1 min', 'true') }),
         { nil: undefined, freq: 3 })
 });
 
 interface Rename { which: number; to: number; fresh: boolean }
-interface Edit { at: number; lineStart: boolean; remove: number; insert: string; copyLine: number | undefined; rename: Rename | undefined }
+interface Revalue { which: number; value: string }
+interface Edit {
+    at: number; lineStart: boolean; remove: number; insert: string; copyLine: number | undefined;
+    rename: Rename | undefined; revalue: Revalue | undefined;
+}
 
 const DECLARATION = /\b(?:twin|experiment|param|resource|entity|attr|process|source|stock|flow|aux|kpi) ([A-Za-z_]\w*)/g;
 
@@ -121,8 +127,23 @@ function rename(text: string, r: Rename): string {
     return text.slice(0, at) + to + text.slice(at + name.length);
 }
 
+const PARAM_VALUE = /^(\s*param \w+ = )(.*)$/gm;
+
+/**
+ * Gives a parameter another value (another unit, a fraction, a negative time): what
+ * other blocks check against it changes (an experiment's `set` and `sweep`, capacities).
+ */
+function revalue(text: string, r: Revalue): string {
+    const params = [...text.matchAll(PARAM_VALUE)];
+    if (params.length === 0) return text;
+    const chosen = params[Math.floor(r.which * params.length) % params.length];
+    const at = chosen.index + chosen[1].length;
+    return text.slice(0, at) + r.value + text.slice(at + chosen[2].length);
+}
+
 function apply(text: string, e: Edit): string {
     if (e.rename) return rename(text, e.rename);
+    if (e.revalue) return revalue(text, e.revalue);
     let at = Math.floor(e.at * text.length);
     if (e.lineStart) at = text.lastIndexOf('\n', at - 1) + 1;
     let insert = e.insert;
@@ -206,5 +227,29 @@ describe('incremental re-parse by top-level block', () => {
         const found = references(large, c);
         expect(found.length).toBeGreaterThan(2);
         expect(found).toEqual(references(reference, d));
+    }, 60_000);
+
+    test('a parameter given a time unit: the kept experiment that sweeps it is checked again, kept twins keep their diagnostics', async () => {
+        const text = twinFile(2100);
+        const uri = 'file:///incremental/revalue.twin';
+        const large = server(2000);
+        await setText(large, uri, text);
+        // The last twin's `machines0` becomes a time; its experiment (after it, kept by the splice) sweeps it over counts.
+        const at = text.lastIndexOf('param machines0 = ');
+        const lineEnd = text.indexOf('\n', at);
+        const changed = text.slice(0, at) + 'param machines0 = 2 min' + text.slice(lineEnd);
+        const a = await setText(large, uri, changed);
+        expect(large.factory.lastUpdate).toBe('incremental');
+        const experimentLine = changed.slice(0, changed.lastIndexOf('experiment ')).split('\n').length - 1;
+        expect((a.diagnostics ?? []).some(d => d.range.start.line > experimentLine && d.message.includes('machines0'))).toBe(true);
+        expect(snapshot(large, a)).toEqual(snapshot(reference, await setText(reference, uri, changed)));
+
+        // Lines added in an earlier twin move the diagnostics of the twins and the experiment after it.
+        const earlier = text.indexOf('  param machines0 = ');
+        const moved = changed.slice(0, earlier) + '  param extra1 = 1\n  param extra2 = 2\n' + changed.slice(earlier);
+        const b = await setText(large, uri, moved);
+        expect(large.factory.lastUpdate).toBe('incremental');
+        expect((b.diagnostics ?? []).length).toBeGreaterThan(0);
+        expect(snapshot(large, b)).toEqual(snapshot(reference, await setText(reference, uri, moved)));
     }, 60_000);
 });
