@@ -23,6 +23,18 @@ import { CancellationToken } from 'vscode-languageserver';
 import { AiMatrixDocumentFactory } from './aimatrix-document-factory.js';
 
 /** The writable internals of Langium's references (`linker.js`, `buildReference`). */
+/** A block's references and the place of the block when they were last linked. */
+interface BlockReferences {
+    references: ReferenceInfo[];
+    place: string;
+}
+
+/** Where a block is: its offset, line and index (what a description's lazy path and segments are computed from). */
+function placeOf(block: AstNode): string {
+    const cst = block.$cstNode;
+    return cst ? `${cst.offset}:${cst.range.start.line}:${block.$containerIndex ?? -1}` : '';
+}
+
 interface MutableReference extends Reference {
     _ref?: unknown;
     _nodeDescription?: AstNodeDescription;
@@ -31,8 +43,8 @@ interface MutableReference extends Reference {
 export class AiMatrixLinker extends DefaultLinker {
     private readonly descriptions: AstNodeDescriptionProvider;
     private readonly factory: () => AiMatrixDocumentFactory | undefined;
-    /** The references of each top-level block, in AST order (blocks are kept as the same objects). */
-    private readonly blockReferences = new WeakMap<AstNode, ReferenceInfo[]>();
+    /** The references of each top-level block, in AST order (blocks are kept as the same objects), and where the block was. */
+    private readonly blockReferences = new WeakMap<AstNode, BlockReferences>();
     /** What each reference of a document resolved to before it was last unlinked. */
     private readonly previous = new WeakMap<LangiumDocument, Map<Reference, AstNodeDescription>>();
     /** Per document, the kept blocks whose every reference kept its target in the last link (see `takeSettledBlocks`). */
@@ -82,8 +94,11 @@ export class AiMatrixLinker extends DefaultLinker {
             await interruptAndCheck(cancelToken);
             const known = kept?.has(block) ? this.blockReferences.get(block) : undefined;
             if (known && previous) {
+                const place = placeOf(block);
+                const moved = place !== known.place;
+                known.place = place;
                 let all = true;
-                for (const refInfo of known) if (!this.relink(refInfo, block, previous, document)) all = false;
+                for (const refInfo of known.references) if (!this.relink(refInfo, block, moved, previous, document)) all = false;
                 if (all) settled.add(block);
                 continue;
             }
@@ -94,19 +109,19 @@ export class AiMatrixLinker extends DefaultLinker {
                     this.doLink(refInfo, document);
                 }
             }
-            this.blockReferences.set(block, references);
+            this.blockReferences.set(block, { references, place: placeOf(block) });
         }
     }
 
     /** Keeps the target of a reference of a kept block that resolved inside that block (true); links any other. */
-    private relink(refInfo: ReferenceInfo, block: AstNode, previous: Map<Reference, AstNodeDescription>, document: LangiumDocument): boolean {
+    private relink(refInfo: ReferenceInfo, block: AstNode, moved: boolean, previous: Map<Reference, AstNodeDescription>, document: LangiumDocument): boolean {
         const ref = refInfo.reference as MutableReference;
         const description = previous.get(ref);
         const target = description?.node;
         if (description && target && target !== block && ref._ref === undefined && topLevelBlock(target) === block) {
             ref._ref = target;
-            // A fresh description: the old one may hold the target's path and range from before the splice.
-            ref._nodeDescription = this.descriptions.createDescription(target, description.name, document);
+            // The old description may hold the target's path and range from before the splice: a fresh one if the block moved.
+            ref._nodeDescription = moved ? this.descriptions.createDescription(target, description.name, document) : description;
             document.references.push(ref);
             return true;
         }
