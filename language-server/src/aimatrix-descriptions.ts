@@ -6,9 +6,11 @@
  * either: linking reads `node` and `name`.
  */
 import {
-    AstUtils, CstUtils, DefaultAstNodeDescriptionProvider, DefaultReferenceDescriptionProvider, UriUtils, isMultiReference, isReference,
+    AstUtils, CstUtils, DefaultAstNodeDescriptionProvider, DefaultReferenceDescriptionProvider, UriUtils, interruptAndCheck,
+    isMultiReference, isReference,
     type AstNode, type AstNodeDescription, type DocumentSegment, type LangiumDocument, type ReferenceDescription, type ReferenceInfo
 } from 'langium';
+import { CancellationToken } from 'vscode-languageserver';
 
 export class AiMatrixAstNodeDescriptionProvider extends DefaultAstNodeDescriptionProvider {
     override createDescription(node: AstNode, name: string | undefined, document?: LangiumDocument): AstNodeDescription {
@@ -47,6 +49,23 @@ export class AiMatrixAstNodeDescriptionProvider extends DefaultAstNodeDescriptio
  * are read only by those requests.
  */
 export class AiMatrixReferenceDescriptionProvider extends DefaultReferenceDescriptionProvider {
+    /**
+     * The linker has already collected every reference of the document, in AST order:
+     * read that list instead of walking every node of the syntax tree again. A reference's
+     * container is the node its name belongs to.
+     */
+    override async createDescriptions(document: LangiumDocument, cancelToken = CancellationToken.None): Promise<ReferenceDescription[]> {
+        const descriptions: ReferenceDescription[] = [];
+        let n = 0;
+        for (const reference of document.references) {
+            if (++n % 1000 === 0) await interruptAndCheck(cancelToken);
+            const container = reference.$refNode?.astNode;
+            if (reference.error || !container) continue;
+            descriptions.push(...this.createInfoDescriptions({ reference, container, property: '' }));
+        }
+        return descriptions;
+    }
+
     protected override createInfoDescriptions(refInfo: ReferenceInfo): ReferenceDescription[] {
         const reference = refInfo.reference;
         if (reference.error || !reference.$refNode) return [];
