@@ -165,17 +165,20 @@ export class AiMatrixDocumentFactory extends DefaultLangiumDocumentFactory {
         if (content.slice(0, i0).some(n => n.end > mStart)) return undefined;
 
         // Shift the kept nodes after the change (they start on a later line: columns stay).
+        // Typing within a line (no line added or removed) moves offsets only: ranges stay as they are.
         for (let i = i1; i < content.length; i++) {
             forEachCstNode(content[i], node => {
                 if (node._offset !== undefined && node._range) {
                     node._offset += delta;
-                    const r = node._range;
-                    node._range = {
-                        start: { character: r.start.character, line: r.start.line + lineDelta },
-                        end: { character: r.end.character, line: r.end.line + lineDelta }
-                    };
+                    if (lineDelta !== 0) {
+                        const r = node._range;
+                        node._range = {
+                            start: { character: r.start.character, line: r.start.line + lineDelta },
+                            end: { character: r.end.character, line: r.end.line + lineDelta }
+                        };
+                    }
                 }
-                node._rangeCache = undefined;
+                if (lineDelta !== 0) node._rangeCache = undefined;
             });
         }
         // Place the middle's nodes at their offset in the whole text (key order as Langium's tokenToRange).
