@@ -52,18 +52,19 @@ export function streamState(seed: number, replication: number, name: string): [n
     return words;
 }
 
-/** xoshiro128** over 32-bit words. */
+/**
+ * xoshiro128** over 32-bit words. The state lives in an Int32Array: a word that does not
+ * fit a small integer would otherwise be a boxed number in an object field, re-boxed on
+ * every step.
+ */
 export class Xoshiro128 implements Uniform {
-    private s0: number;
-    private s1: number;
-    private s2: number;
-    private s3: number;
+    private readonly s = new Int32Array(4);
 
     constructor(state: readonly [number, number, number, number]) {
-        this.s0 = state[0] | 0;
-        this.s1 = state[1] | 0;
-        this.s2 = state[2] | 0;
-        this.s3 = state[3] | 0;
+        this.s[0] = state[0] | 0;
+        this.s[1] = state[1] | 0;
+        this.s[2] = state[2] | 0;
+        this.s[3] = state[3] | 0;
     }
 
     static of(seed: number, replication: number, name: string): Xoshiro128 {
@@ -72,23 +73,26 @@ export class Xoshiro128 implements Uniform {
 
     /** The next 32-bit output, unsigned. */
     nextUint32(): number {
-        const s1 = this.s1;
+        const st = this.s;
+        let s0 = st[0], s2 = st[2], s3 = st[3];
+        const s1 = st[1];
         const m = Math.imul(s1, 5);
         const result = Math.imul((m << 7) | (m >>> 25), 9);
         const t = s1 << 9;
-        this.s2 ^= this.s0;
-        this.s3 ^= s1;
-        this.s1 = s1 ^ this.s2;
-        this.s0 ^= this.s3;
-        this.s2 ^= t;
-        this.s3 = (this.s3 << 11) | (this.s3 >>> 21);
+        s2 ^= s0;
+        s3 ^= s1;
+        st[1] = s1 ^ s2;
+        s0 ^= s3;
+        s2 ^= t;
+        s3 = (s3 << 11) | (s3 >>> 21);
+        st[0] = s0; st[2] = s2; st[3] = s3;
         return result >>> 0;
     }
 
     next(): number {
         const hi = this.nextUint32() >>> 5;  // 27 bits
         const lo = this.nextUint32() >>> 6;  // 26 bits
-        return (hi * 67108864 + lo) / 9007199254740992;
+        return (hi * 67108864 + lo) * 1.1102230246251565e-16; // × 2^-53, exact like ÷ 2^53
     }
 }
 

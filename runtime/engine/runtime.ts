@@ -542,9 +542,7 @@ export class Replication {
                 case OP_SEIZE: {
                     const r = ins.a;
                     const amt = ins.fn === null ? 1 : Number(ins.fn(e));
-                    if (amt > this.capacity[r] || !(amt >= 0)) {
-                        this.fail(ins.site, `seizes ${amt} of '${this.program.resources[r].name}', whose capacity is ${this.capacity[r]}`);
-                    }
+                    if (amt > this.capacity[r] || !(amt >= 0)) this.failSeize(ins, r, amt);
                     const q = this.queues[r];
                     if (q.n === 0 && this.busy[r] + amt <= this.capacity[r]) {
                         this.busy[r] += amt;
@@ -567,7 +565,7 @@ export class Replication {
                     const r = ins.a;
                     const amt = ins.fn === null ? 1 : Number(ins.fn(e));
                     const b = this.busy[r] - amt;
-                    if (b < 0 || !(amt >= 0)) this.fail(ins.site, `releases ${amt} of '${this.program.resources[r].name}' but only ${this.busy[r]} are in use`);
+                    if (b < 0 || !(amt >= 0)) this.failRelease(ins, r, amt);
                     this.busy[r] = b;
                     this.MB[r].set(now, b);
                     if (this.tr) this.counter(`${this.program.resources[r].name}.busy`, b);
@@ -646,6 +644,22 @@ export class Replication {
         return ins.end;
     }
 
+    // The cold paths of runEntity and tryServe, out of line so that the hot code stays small.
+    private failSeize(ins: Instr, r: number, amt: number): never {
+        this.fail(ins.site, `seizes ${amt} of '${this.program.resources[r].name}', whose capacity is ${this.capacity[r]}`);
+    }
+
+    private failRelease(ins: Instr, r: number, amt: number): never {
+        this.fail(ins.site, `releases ${amt} of '${this.program.resources[r].name}' but only ${this.busy[r]} are in use`);
+    }
+
+    private traceQueued(e: number, r: number): void {
+        this.sink!.record({
+            kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: `queue ${this.program.resources[r].name}`, cat: 'queue',
+            start: this.eQStart[e], end: this.now, wallStart: this.wall(), wallEnd: this.wall(), subject: this.entityName(e)
+        });
+    }
+
     /** Grants waiting entities the resource while the head of the queue fits. */
     private tryServe(r: number): void {
         const q = this.queues[r];
@@ -661,12 +675,7 @@ export class Replication {
             this.busy[r] += amt;
             this.eWait[e] += now - this.eQStart[e];
             this.ePc[e]++;
-            if (this.tr) {
-                this.sink!.record({
-                    kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: `queue ${this.program.resources[r].name}`, cat: 'queue',
-                    start: this.eQStart[e], end: now, wallStart: this.wall(), wallEnd: this.wall(), subject: this.entityName(e)
-                });
-            }
+            if (this.tr) this.traceQueued(e, r);
             this.pushReady(e);
         }
         if (served) {

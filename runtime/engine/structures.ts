@@ -164,6 +164,58 @@ export class EntityQueue {
     }
 }
 
+// The sketch's constants as module-level bindings: the hot add() reads them as constants
+// rather than as properties of the class.
+const SKETCH_GAMMA = 1.005;
+const SKETCH_LN_GAMMA = Math.log(SKETCH_GAMMA);
+const SKETCH_MIN = 1e-9;
+const SKETCH_OFFSET = Math.ceil(Math.log(SKETCH_MIN) / SKETCH_LN_GAMMA);
+const SKETCH_BUCKETS = Math.ceil(Math.log(1e13) / SKETCH_LN_GAMMA) - SKETCH_OFFSET + 1;
+
+/** The bucket of x > SKETCH_MIN by definition (one logarithm). */
+function sketchBucket(x: number): number {
+    const i = Math.ceil(Math.log(x) / SKETCH_LN_GAMMA) - SKETCH_OFFSET;
+    return i >= SKETCH_BUCKETS ? SKETCH_BUCKETS - 1 : i;
+}
+
+/*
+ * The same bucket without a logarithm for almost every x: a table over cells of the
+ * binary representation (the exponent and the 8 leading mantissa bits, a width of at
+ * most 1/256 < 0.5%, so a cell holds at most one bucket boundary). A cell keeps the
+ * bucket of its start and the next boundary B = e^(k·ln γ) at or above it: x < B falls
+ * in the first, x > B in the next. Where x lies within a relative 1e-9 of B, or B sits
+ * that close to the cell's start, or outside the table, sketchBucket decides: the
+ * computed log(x)/ln γ is within ~1e-12 of its exact value while x's distance from a
+ * boundary moves it by more than 1e-7, so away from a boundary both give one bucket.
+ */
+const CELL_SHIFT = 12; // the high word's sign, 11 exponent bits and 8 mantissa bits
+const CELL_LO = 990 << 8; // 2^-33 < 1e-9
+const CELL_HI = 1068 << 8; // 2^45 > 1e13
+const cellBucket = new Int32Array(CELL_HI - CELL_LO);
+const cellBound = new Float64Array(CELL_HI - CELL_LO);
+const bits = new Float64Array(1);
+const bitsHi = new Uint32Array(bits.buffer, 4, 1);
+(() => {
+    const little = new Uint8Array(new Float64Array([1]).buffer)[7] === 0x3f;
+    if (!little) { cellBucket.fill(-1); return; } // big-endian: every value takes sketchBucket
+    const lo = new Uint32Array(bits.buffer, 0, 1);
+    for (let c = 0; c < cellBucket.length; c++) {
+        lo[0] = 0;
+        bitsHi[0] = (CELL_LO + c) << CELL_SHIFT >>> 0;
+        const a = bits[0];
+        const k = Math.ceil(Math.log(a) / SKETCH_LN_GAMMA);
+        const below = Math.exp((k - 1) * SKETCH_LN_GAMMA);
+        const bound = Math.exp(k * SKETCH_LN_GAMMA);
+        if (!(a > SKETCH_MIN) || Math.abs(a - below) <= 1e-9 * a || Math.abs(a - bound) <= 1e-9 * a
+            || k - SKETCH_OFFSET + 1 >= SKETCH_BUCKETS) {
+            cellBucket[c] = -1; // decided by sketchBucket
+        } else {
+            cellBucket[c] = k - SKETCH_OFFSET;
+            cellBound[c] = bound;
+        }
+    }
+})();
+
 /**
  * A quantile sketch with bounded relative error (DDSketch-like): values fall into
  * logarithmic buckets of ratio 1.005 between 1e-9 and 1e13, so a percentile is within
@@ -171,23 +223,29 @@ export class EntityQueue {
  * count in a zero bucket. Observations may carry weights (durations for levels).
  */
 export class QuantileSketch {
-    private static readonly GAMMA = 1.005;
-    private static readonly LN_GAMMA = Math.log(QuantileSketch.GAMMA);
-    private static readonly MIN = 1e-9;
-    private static readonly OFFSET = Math.ceil(Math.log(QuantileSketch.MIN) / QuantileSketch.LN_GAMMA);
-    private static readonly BUCKETS = Math.ceil(Math.log(1e13) / QuantileSketch.LN_GAMMA) - QuantileSketch.OFFSET + 1;
-    private readonly counts = new Float64Array(QuantileSketch.BUCKETS);
+    private readonly counts = new Float64Array(SKETCH_BUCKETS);
     private zero = 0;
     private total = 0;
 
     add(x: number, w = 1): void {
         this.total += w;
-        if (!(x > QuantileSketch.MIN)) {
+        if (!(x > SKETCH_MIN)) {
             this.zero += w;
             return;
         }
-        let i = Math.ceil(Math.log(x) / QuantileSketch.LN_GAMMA) - QuantileSketch.OFFSET;
-        if (i >= QuantileSketch.BUCKETS) i = QuantileSketch.BUCKETS - 1;
+        bits[0] = x;
+        const c = (bitsHi[0] >>> CELL_SHIFT) - CELL_LO;
+        let i = -1;
+        if (c >= 0 && c < cellBucket.length) {
+            const k = cellBucket[c];
+            if (k >= 0) {
+                const b = cellBound[c];
+                const d = x - b;
+                if (d < -1e-9 * b) i = k;
+                else if (d > 1e-9 * b) i = k + 1;
+            }
+        }
+        if (i < 0) i = sketchBucket(x);
         this.counts[i] += w;
     }
 
@@ -206,8 +264,8 @@ export class QuantileSketch {
         for (let i = 0; i < this.counts.length; i++) {
             acc += this.counts[i];
             if (acc >= rank && this.counts[i] > 0) {
-                const g = QuantileSketch.GAMMA;
-                return (2 * Math.pow(g, i + QuantileSketch.OFFSET)) / (g + 1);
+                const g = SKETCH_GAMMA;
+                return (2 * Math.pow(g, i + SKETCH_OFFSET)) / (g + 1);
             }
         }
         return NaN;
