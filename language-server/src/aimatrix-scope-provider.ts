@@ -133,23 +133,19 @@ export class AiMatrixScopeProvider extends DefaultScopeProvider {
         return scope;
     }
 
-    private descriptionsOf(nodes: readonly AstNode[], referenceType: string): AstNodeDescription[] {
+    /** Descriptions of the named nodes, only those of `referenceType` when one is given. */
+    private descriptionsOf(nodes: readonly AstNode[], referenceType?: string): AstNodeDescription[] {
         const descriptions: AstNodeDescription[] = [];
         for (const node of nodes) {
-            if (!this.reflection.isSubtype(node.$type, referenceType)) continue;
+            if (referenceType !== undefined && !this.reflection.isSubtype(node.$type, referenceType)) continue;
             const name = this.nameProvider.getName(node);
             if (name) descriptions.push(this.descriptions.createDescription(node, name));
         }
         return descriptions;
     }
 
-    private scopeOfNodes(nodes: Iterable<AstNode>): Scope {
-        const descriptions: AstNodeDescription[] = [];
-        for (const node of nodes) {
-            const name = this.nameProvider.getName(node);
-            if (name) descriptions.push(this.descriptions.createDescription(node, name));
-        }
-        return new FirstWinsMapScope(descriptions);
+    private scopeOfNodes(nodes: readonly AstNode[]): Scope {
+        return new FirstWinsMapScope(this.descriptionsOf(nodes));
     }
 
     private globalScopeOf(document: LangiumDocument, referenceType: string): Scope {
