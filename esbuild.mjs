@@ -17,12 +17,16 @@ const node = {
     mainFields: ['module', 'main']
 };
 
+// Native bindings stay in node_modules, loaded at run time: onnxruntime-node (its .node
+// file and shared libraries), and the optional native speed-ups `ws` asks for.
+const runtimeExternal = ['onnxruntime-node', 'bufferutil', 'utf-8-validate'];
+
 const bundles = [
     { ...node, entryPoints: { extension: 'src/extension.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, external: ['vscode'] },
     { ...node, entryPoints: { 'language-server': 'language-server/src/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } },
-    { ...node, entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } },
+    { ...node, entryPoints: { cli: 'runtime/cli/main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, external: runtimeExternal },
     // The experiment worker thread of `aimatrix run`, loaded by the CLI from beside itself.
-    { ...node, entryPoints: { worker: 'runtime/experiment/worker-main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' } }
+    { ...node, entryPoints: { worker: 'runtime/experiment/worker-main.ts' }, outdir: 'dist', outExtension: { '.js': '.cjs' }, external: runtimeExternal }
 ];
 
 if (watch) {
