@@ -12,6 +12,12 @@ export interface WorkerInit {
     readonly source: unknown;
     /** One Int32: non-zero asks the running replication to stop (read through Atomics, since a busy worker reads no message). */
     readonly stop: SharedArrayBuffer;
+    /**
+     * One Int32: non-zero asks the running replication to pause at its next progress check
+     * (it flushes its trace, then waits with Atomics.wait in short slices, still honouring
+     * `stop`). Absent: the run cannot be paused.
+     */
+    readonly pause?: SharedArrayBuffer;
     /** Wall clock origin of the run, microseconds since the epoch: trace wall times count from it. */
     readonly wallOrigin: number;
     /** Where the traced job appends its records (JSON Lines), if any job is traced. */
@@ -61,5 +67,9 @@ export type JobOutcome =
 export type FromWorker =
     | { readonly type: 'ready'; readonly twin: string; readonly kpis: readonly KpiUnit[] }
     | { readonly type: 'load-failed'; readonly message: string }
-    | { readonly type: 'progress'; readonly events: number; readonly simTime: number }
+    | {
+        readonly type: 'progress'; readonly events: number; readonly simTime: number;
+        /** true: posted as the replication parks on a pause request (events then stay put until resumed). */
+        readonly paused?: boolean;
+    }
     | { readonly type: 'done'; readonly point: number; readonly replication: number; readonly outcome: JobOutcome };

@@ -47,6 +47,12 @@ export interface Progress {
     /** Seconds left, estimated; undefined until there is something to estimate from. */
     readonly etaSeconds: number | undefined;
     readonly elapsedMs: number;
+    /**
+     * running; pausing: pause() was called and some running replication has not reached its
+     * next progress check yet; paused: every running replication is parked (events stay put)
+     * and no job is handed out until resume().
+     */
+    readonly state: 'running' | 'pausing' | 'paused';
 }
 
 export interface RunnerResult {
@@ -67,6 +73,14 @@ export interface RunHandle {
     stop(): void;
     /** Ends the workers now; what was finished is kept. */
     kill(): void;
+    /**
+     * Parks every running replication at its next progress check (its trace flushed to the
+     * file first) and hands out no new job; progress reports `pausing`, then `paused`.
+     * stop() and kill() still work while paused.
+     */
+    pause(): void;
+    /** Lets the parked replications go on and hands out jobs again. */
+    resume(): void;
 }
 
 /** A model that could not be loaded in a worker (its files, its compilation). */
@@ -94,9 +108,12 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const outcomes: Array<Array<JobOutcome | undefined>> = plan.points.map(() => new Array<JobOutcome | undefined>(plan.replications).fill(undefined));
     const stopBuffer = new SharedArrayBuffer(4);
     const stopFlag = new Int32Array(stopBuffer);
+    const pauseBuffer = new SharedArrayBuffer(4);
+    const pauseFlag = new Int32Array(pauseBuffer);
     const init: WorkerInit = {
         source: options.source,
         stop: stopBuffer,
+        pause: pauseBuffer,
         wallOrigin: options.wallOrigin ?? Math.round((performance.timeOrigin + performance.now()) * 1000),
         traceFile: options.trace?.file
     };
@@ -113,6 +130,11 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     let loadError: string | undefined;
     let workerDied = false;
     let lastProgress = 0;
+    let paused = false;
+    /** Workers whose running job reported that it is parked. */
+    const parkedInJob = new Set<Worker>();
+    /** Idle workers kept waiting for a job while paused. */
+    const waitingForJob = new Set<Worker>();
 
     let settle!: (r: RunnerResult) => void;
     let fail!: (e: Error) => void;
@@ -135,10 +157,21 @@ export function runExperiment(options: RunnerOptions): RunHandle {
         let fraction = done;
         if (Number.isFinite(plan.horizon)) for (const t of liveSimTime.values()) fraction += Math.min(1, t / plan.horizon);
         const etaSeconds = done === total ? 0 : fraction > 0 ? (elapsedMs / 1000) / fraction * (total - fraction) : undefined;
-        options.onProgress({ done, total, failed, events, eventsPerSecond: rate, etaSeconds, elapsedMs });
+        options.onProgress({ done, total, failed, events, eventsPerSecond: rate, etaSeconds, elapsedMs, state: runState() });
+    };
+
+    const runState = (): Progress['state'] => {
+        if (!paused) return 'running';
+        for (const [w, job] of current) if (job !== undefined && !parkedInJob.has(w)) return 'pausing';
+        return 'paused';
     };
 
     const hand = (worker: Worker): void => {
+        if (paused && !stopping && next < jobs.length && loadError === undefined) {
+            current.set(worker, undefined);
+            waitingForJob.add(worker);
+            return;
+        }
         if (stopping || next >= jobs.length || loadError !== undefined) {
             current.set(worker, undefined);
             closeIfIdle();
@@ -150,6 +183,7 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     };
 
     const closeIfIdle = (): void => {
+        if (waitingForJob.size > 0 && !stopping && loadError === undefined) return;
         for (const job of current.values()) if (job !== undefined) return;
         if (workers.size > 0 && [...workers].some(w => !current.has(w))) return; // a worker still loading
         finish();
@@ -187,10 +221,12 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                 case 'progress':
                     liveEvents += message.events;
                     liveSimTime.set(worker, message.simTime);
-                    report(false);
+                    if (message.paused === true) parkedInJob.add(worker);
+                    report(message.paused === true);
                     break;
                 case 'done': {
                     liveSimTime.delete(worker);
+                    parkedInJob.delete(worker);
                     outcomes[message.point][message.replication] = message.outcome;
                     if (message.outcome.status === 'completed') {
                         done++;
@@ -234,12 +270,33 @@ export function runExperiment(options: RunnerOptions): RunHandle {
         stop() {
             stopping = true;
             Atomics.store(stopFlag, 0, 1);
+            Atomics.notify(pauseFlag, 0);
+            waitingForJob.clear();
             closeIfIdle();
         },
         kill() {
             stopping = true;
             Atomics.store(stopFlag, 0, 1);
+            Atomics.notify(pauseFlag, 0);
             finish();
+        },
+        pause() {
+            if (paused || finished) return;
+            paused = true;
+            Atomics.store(pauseFlag, 0, 1);
+            report(true);
+        },
+        resume() {
+            if (!paused) return;
+            paused = false;
+            parkedInJob.clear();
+            Atomics.store(pauseFlag, 0, 0);
+            Atomics.notify(pauseFlag, 0);
+            report(true);
+            if (finished) return;
+            const idle = [...waitingForJob];
+            waitingForJob.clear();
+            for (const w of idle) hand(w);
         }
     };
 }

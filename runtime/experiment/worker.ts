@@ -19,6 +19,7 @@ export function startWorker(load: ModelLoader): void {
     if (!port) throw new Error('the experiment worker must run in a worker thread');
     const init = workerData as WorkerInit;
     const stop = new Int32Array(init.stop);
+    const pause = init.pause ? new Int32Array(init.pause) : undefined;
     const post = (message: FromWorker): void => port.postMessage(message);
 
     let model: CompiledModel | undefined;
@@ -49,6 +50,14 @@ export function startWorker(load: ModelLoader): void {
                         post({ type: 'progress', events: n - lastEvents, simTime });
                         lastEvents = n;
                         lastPost = now;
+                    }
+                    if (pause !== undefined && Atomics.load(pause, 0) !== 0) {
+                        // Paused: what was recorded reaches the file and the count reaches the runner, then wait.
+                        trace?.flush();
+                        post({ type: 'progress', events: n - lastEvents, simTime, paused: true });
+                        lastEvents = n;
+                        waitWhilePaused(pause, stop);
+                        lastPost = performance.now();
                     }
                 },
                 shouldStop: () => Atomics.load(stop, 0) !== 0
@@ -91,6 +100,14 @@ export function startWorker(load: ModelLoader): void {
             post({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
         }
     );
+}
+
+/** Pause slices (ms): a paused replication looks at the stop flag at least this often. */
+const PAUSE_SLICE_MS = 50;
+
+/** Blocks this thread while `pause[0]` is non-zero, in slices, returning early when `stop[0]` is set. */
+export function waitWhilePaused(pause: Int32Array, stop: Int32Array): void {
+    while (Atomics.load(pause, 0) !== 0 && Atomics.load(stop, 0) === 0) Atomics.wait(pause, 0, Atomics.load(pause, 0), PAUSE_SLICE_MS);
 }
 
 /**
