@@ -5,6 +5,7 @@
  */
 export * from './settings.js';
 export * from './trace.js';
+export * from './runtime-rpc.js';
 
 /** Language ids and file extensions of the two languages. */
 export const LANGUAGES = [

@@ -10,15 +10,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import { checkPaths } from '../../language-server/src/index.js';
-import * as ast from '../../language-server/generated/ast.js';
-import { buildPlan, PlanError, selectTarget, type ExperimentPlan } from '../experiment/plan.js';
-import { runExperiment, ModelLoadError, type Progress, type RunnerResult } from '../experiment/runner.js';
-import { summarize, type Summary } from '../experiment/stats.js';
-import type { FailureInfo, KpiUnit } from '../experiment/messages.js';
-import type { TwinSource } from '../experiment/load-model.js';
-import { RunStore, type RunRecord } from '../store/run-store.js';
-import { TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../trace/jsonl.js';
+import type { RunReport } from '../../protocol/index.js';
+import type { ExperimentPlan } from '../experiment/plan.js';
+import type { Progress } from '../experiment/runner.js';
+import type { KpiUnit } from '../experiment/messages.js';
+import { buildReport, launchRun, prepareRun } from '../experiment/session.js';
+import { RunStore } from '../store/run-store.js';
 import { formatDiagnostic } from './check.js';
 
 export interface RunOptions {
@@ -96,24 +93,8 @@ function collect(value: string, previous: string[]): string[] {
     return [...previous, value];
 }
 
-/** The `--json` document (and the summary in results.json). */
-export interface RunReport {
-    readonly runId: string;
-    readonly state: 'completed' | 'stopped' | 'failed';
-    readonly twin: string;
-    readonly experiment: string | null;
-    readonly seed: number;
-    readonly replications: number;
-    readonly horizon: { readonly value: number | null; readonly unit: string };
-    readonly points: ReadonlyArray<{
-        readonly set: Readonly<Record<string, number | boolean | string>>;
-        readonly kpis: Readonly<Record<string, { readonly unit: string | null } & Summary>>;
-    }>;
-    readonly events: number;
-    readonly wallMs: number;
-    /** Replications that failed: where, when, who. */
-    readonly errors: ReadonlyArray<{ readonly point: number; readonly replication: number } & FailureInfo>;
-}
+/** The `--json` document (and the summary in results.json): declared in the protocol. */
+export type { RunReport };
 
 /** Ctrl+C presses, counted from the start of the command and handed to whoever listens once there is a run to stop. */
 class Interrupts {
@@ -149,9 +130,10 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
         return code;
     };
 
-    // 1. The model: checked like `aimatrix check`; errors mean no run.
-    const check = await checkPaths([file], { cwd: io.cwd });
-    if (check.errors > 0) {
+    // 1. The model, checked like `aimatrix check` (errors mean no run), and the plan.
+    const prepared = await prepareRun(file, opts, io.cwd);
+    if (prepared.kind === 'errors') {
+        const { check } = prepared;
         if (opts.json) {
             const diagnostics = check.diagnostics.filter(d => d.severity === 'error').map(({ file: f, line, column, severity, code, message }) => ({ file: f, line, column, severity, code, message }));
             io.stdout.write(JSON.stringify({ error: `${file}: ${check.errors} error${check.errors === 1 ? '' : 's'}, not run`, diagnostics }) + '\n');
@@ -161,55 +143,19 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
         io.stderr.write(`aimatrix: ${file}: ${check.errors} error${check.errors === 1 ? '' : 's'}, not run\n`);
         return 1;
     }
-    const absolute = path.resolve(io.cwd, file);
-    const document = check.documents.find(d => path.resolve(d.uri.fsPath) === absolute);
-    const root = document?.parseResult.value;
-    if (!ast.isTwinFile(root)) return fail(`${file}: not a twin file (aimatrix run takes a .twin file)`, 2);
-
-    // 2. The plan.
-    let plan: ExperimentPlan;
-    try {
-        plan = buildPlan(selectTarget(root, file, opts.experiment), opts);
-    } catch (error) {
-        if (error instanceof PlanError) return fail(error.message, 2);
-        throw error;
-    }
+    if (prepared.kind === 'usage') return fail(prepared.message, 2);
+    const { plan } = prepared;
 
     if (interrupts.count > 0) return fail('stopped before the run started: nothing was run', EXIT_INTERRUPTED);
 
-    // 3. The stored run.
-    const store = new RunStore(io.cwd);
-    const files = check.documents.map(d => relative(io.cwd, d.uri.fsPath));
-    let record: RunRecord = store.create({
-        file: relative(io.cwd, absolute), files, twin: plan.twin, experiment: plan.experiment ?? null,
-        params: plan.params,
-        plan: {
-            points: plan.points, replications: plan.replications, seed: plan.seed,
-            horizon: plan.horizon === Infinity ? null : plan.horizon, horizonShown: plan.horizonShown,
-            warmup: plan.warmup, report: plan.report ?? null
-        },
-        options: { ...opts },
-        trace: opts.trace !== undefined
-    });
-    const wallOrigin = Math.round((performance.timeOrigin + performance.now()) * 1000);
-    const traceParts = opts.trace !== undefined ? path.join(store.folder(record.id), '.trace.jsonl.part') : undefined;
-    if (traceParts) {
-        const header: TraceHeader = {
-            kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
-            experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
-            seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
-        };
-        writeTraceHeader(traceParts, header);
-    }
-
-    // 4. The replications, with a progress bar on a terminal and Ctrl+C to stop.
-    const source: TwinSource = { file: absolute, experiment: plan.experiment, cwd: io.cwd };
+    // 2. The stored run and the replications, with a progress bar on a terminal and Ctrl+C to stop.
     const bar = !opts.json && io.stderr.isTTY ? new ProgressBar(io.stderr, plan.points.length * plan.replications) : undefined;
-    const handle = runExperiment({
-        workerEntry: io.workerEntry, source, plan, workers: opts.workers, wallOrigin,
-        trace: traceParts ? { file: traceParts, point: 0, replication: 0 } : undefined,
+    const launched = launchRun(prepared, {
+        cwd: io.cwd, workerEntry: io.workerEntry, workers: opts.workers, options: { ...opts },
+        trace: opts.trace !== undefined ? 'part' : 'none',
         onProgress: progress => bar?.update(progress)
     });
+    const { handle } = launched;
     interrupts.listen(count => {
         if (count === 1) {
             bar?.note();
@@ -219,46 +165,21 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
             handle.kill();
         }
     });
-    let result: RunnerResult;
-    try {
-        result = await handle.result;
-    } catch (error) {
-        bar?.stop();
-        const message = error instanceof ModelLoadError ? `${file}: ${error.message}` : `internal error: ${error instanceof Error ? error.message : String(error)}`;
-        store.update(record, { state: 'failed', endedAt: new Date().toISOString(), reason: message });
-        if (traceParts) fs.rmSync(traceParts, { force: true });
-        return fail(message, 1);
-    }
+    const end = await launched.end;
     bar?.stop();
+    if (end.kind === 'failed') return fail(end.loadError ? `${file}: ${end.message}` : end.message, 1);
 
-    // 5. Statistics, the stored results, the trace.
-    const report = buildReport(record.id, plan, result);
-    const total = plan.points.length * plan.replications;
-    const finished = result.outcomes.flat().filter(o => o?.status === 'completed').length;
-    store.writeResults(record.id, {
-        ...report,
-        perReplication: result.outcomes.map((point, p) => ({
-            set: plan.points[p].set,
-            replications: point.map((o, r) => o === undefined ? { replication: r, status: 'not run' } : { replication: r, ...o })
-        }))
-    });
-    if (traceParts) {
-        const stored = store.file(record.id, 'trace.jsonl');
-        fs.renameSync(traceParts, stored);
+    // 3. The trace, copied where asked (it is stored with the run).
+    const { record, report, result, finished, total } = end;
+    if (end.traceFile && opts.trace !== undefined) {
         try {
-            copyAtomic(stored, path.resolve(io.cwd, opts.trace!));
+            copyAtomic(end.traceFile, path.resolve(io.cwd, opts.trace));
         } catch (error) {
-            io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${(error as NodeJS.ErrnoException).code ?? String(error)} (it is stored in ${relative(io.cwd, stored)})\n`);
+            io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${(error as NodeJS.ErrnoException).code ?? String(error)} (it is stored in ${relative(io.cwd, end.traceFile)})\n`);
         }
     }
-    const reason = result.state === 'stopped' ? `stopped by the user: ${finished} of ${total} replications finished`
-        : result.state === 'failed' ? `${report.errors.length} of ${total} replications failed` : undefined;
-    record = store.update(record, {
-        state: result.state, endedAt: new Date().toISOString(),
-        progress: { finished, total, failed: report.errors.length }, ...(reason ? { reason } : {})
-    });
 
-    // 6. Output.
+    // 4. Output.
     if (opts.json) {
         io.stdout.write(JSON.stringify(report) + '\n');
     } else {
@@ -267,7 +188,7 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
     for (const e of report.errors.slice(0, 10)) {
         io.stderr.write(`aimatrix: replication ${e.replication}${plan.points.length > 1 ? ` of point ${e.point} (${formatSet(report.points[e.point].set)})` : ''} failed: ${e.text}\n`);
     }
-    if (report.errors.length > 10) io.stderr.write(`aimatrix: … and ${report.errors.length - 10} more failed replications (see ${relative(io.cwd, store.file(record.id, 'results.json'))})\n`);
+    if (report.errors.length > 10) io.stderr.write(`aimatrix: … and ${report.errors.length - 10} more failed replications (see ${relative(io.cwd, new RunStore(io.cwd).file(record.id, 'results.json'))})\n`);
     if (result.state === 'stopped') {
         io.stderr.write(`aimatrix: stopped: ${finished} of ${total} replications finished; their results are in run ${record.id}\n`);
         return EXIT_INTERRUPTED;
@@ -276,28 +197,7 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
     return result.state === 'completed' ? 0 : 1;
 }
 
-export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerResult): RunReport {
-    // The experiment's `report` chooses the KPIs and their order.
-    const wanted = plan.report
-        ? plan.report.flatMap(name => result.kpis.filter(k => k.name === name))
-        : result.kpis;
-    const errors: Array<{ point: number; replication: number } & FailureInfo> = [];
-    const points = plan.points.map((point, p) => {
-        const outcomes = result.outcomes[p];
-        outcomes.forEach((o, r) => { if (o?.status === 'failed') errors.push({ point: p, replication: r, ...o.error }); });
-        const kpis: Record<string, { unit: string | null } & Summary> = {};
-        for (const kpi of wanted) {
-            const values = outcomes.flatMap(o => o?.status === 'completed' ? [o.kpis[kpi.name]] : []);
-            kpis[kpi.name] = { unit: kpi.unit ?? null, ...summarize(values) };
-        }
-        return { set: point.set, kpis };
-    });
-    return {
-        runId, state: result.state, twin: plan.twin, experiment: plan.experiment ?? null, seed: plan.seed,
-        replications: plan.replications, horizon: plan.horizonShown, points, events: result.events,
-        wallMs: Math.round(result.wallMs), errors
-    };
-}
+export { buildReport };
 
 // ------------------------------------------------------------------ output
 

@@ -1,0 +1,178 @@
+/**
+ * A run from a twin file to stored results, shared by `aimatrix run` and the runtime server:
+ * check the model and build the plan ({@link prepareRun}), then create the stored run, write
+ * the trace header, run the replications on worker threads and store the results
+ * ({@link launchRun}). What is printed, and how a user stops a run, belong to the callers.
+ *
+ * The trace of the first replication of the first point goes either to a hidden part file
+ * renamed to `trace.jsonl` when the run ends (`aimatrix run`: no trace file unless the run
+ * ended), or straight to `trace.jsonl` (the server: tailed live by subscribers, and kept up
+ * to its last complete line if the process is killed).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { checkPaths, type CheckResult } from '../../language-server/src/index.js';
+import * as ast from '../../language-server/generated/ast.js';
+import type { RunReport } from '../../protocol/index.js';
+import { buildPlan, PlanError, selectTarget, type ExperimentPlan, type PlanOptions } from './plan.js';
+import { runExperiment, ModelLoadError, type Progress, type RunHandle, type RunnerResult } from './runner.js';
+import { summarize, type Summary } from './stats.js';
+import type { FailureInfo, KpiUnit } from './messages.js';
+import type { TwinSource } from './load-model.js';
+import { RunStore, type RunRecord } from '../store/run-store.js';
+import { TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../trace/jsonl.js';
+
+export interface RunRequest extends PlanOptions {
+    readonly experiment?: string;
+}
+
+export type Prepared =
+    | { readonly kind: 'ready'; readonly plan: ExperimentPlan; readonly absolute: string; readonly files: readonly string[] }
+    /** The model has errors: nothing is run. */
+    | { readonly kind: 'errors'; readonly check: CheckResult }
+    /** Not a twin file, an unknown experiment, a bad override: nothing is run. */
+    | { readonly kind: 'usage'; readonly message: string };
+
+/** Checks the model like `aimatrix check` and builds the plan. `file` is relative to `cwd` or absolute. */
+export async function prepareRun(file: string, request: RunRequest, cwd: string): Promise<Prepared> {
+    const check = await checkPaths([file], { cwd });
+    if (check.errors > 0) return { kind: 'errors', check };
+    const absolute = path.resolve(cwd, file);
+    const document = check.documents.find(d => path.resolve(d.uri.fsPath) === absolute);
+    const root = document?.parseResult.value;
+    if (!ast.isTwinFile(root)) return { kind: 'usage', message: `${file}: not a twin file (aimatrix run takes a .twin file)` };
+    try {
+        const plan = buildPlan(selectTarget(root, file, request.experiment), request);
+        return { kind: 'ready', plan, absolute, files: check.documents.map(d => relativeTo(cwd, d.uri.fsPath)) };
+    } catch (error) {
+        if (error instanceof PlanError) return { kind: 'usage', message: error.message };
+        throw error;
+    }
+}
+
+export interface LaunchOptions {
+    readonly cwd: string;
+    readonly workerEntry: string;
+    readonly workers?: number;
+    /** none: no trace; part: hidden file renamed to trace.jsonl at the end; live: straight to trace.jsonl. */
+    readonly trace: 'none' | 'part' | 'live';
+    /** Recorded in run.json as the options it was run with. */
+    readonly options: Readonly<Record<string, unknown>>;
+    readonly onProgress?: (progress: Progress) => void;
+}
+
+export type RunEnd =
+    /** The model could not be loaded in a worker, or the runner failed: recorded as failed, no results. */
+    | { readonly kind: 'failed'; readonly record: RunRecord; readonly message: string; readonly loadError: boolean }
+    | {
+        readonly kind: 'ended';
+        readonly record: RunRecord;
+        readonly report: RunReport;
+        readonly result: RunnerResult;
+        readonly finished: number;
+        readonly total: number;
+        /** The stored trace, when one was recorded. */
+        readonly traceFile?: string;
+    };
+
+export interface LaunchedRun {
+    readonly record: RunRecord;
+    readonly handle: RunHandle;
+    /** The file the trace is being written to while the run goes on. */
+    readonly liveTraceFile?: string;
+    readonly end: Promise<RunEnd>;
+}
+
+/** Creates the stored run (state running), writes the trace header and starts the replications. */
+export function launchRun(prepared: Extract<Prepared, { kind: 'ready' }>, options: LaunchOptions): LaunchedRun {
+    const { plan, absolute, files } = prepared;
+    const store = new RunStore(options.cwd);
+    const record = store.create({
+        file: relativeTo(options.cwd, absolute), files, twin: plan.twin, experiment: plan.experiment ?? null,
+        params: plan.params,
+        plan: {
+            points: plan.points, replications: plan.replications, seed: plan.seed,
+            horizon: plan.horizon === Infinity ? null : plan.horizon, horizonShown: plan.horizonShown,
+            warmup: plan.warmup, report: plan.report ?? null
+        },
+        options: { ...options.options },
+        trace: options.trace !== 'none'
+    });
+    const wallOrigin = Math.round((performance.timeOrigin + performance.now()) * 1000);
+    const stored = store.file(record.id, 'trace.jsonl');
+    const traceFile = options.trace === 'none' ? undefined
+        : options.trace === 'live' ? stored : path.join(store.folder(record.id), '.trace.jsonl.part');
+    if (traceFile) {
+        const header: TraceHeader = {
+            kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
+            experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
+            seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
+        };
+        writeTraceHeader(traceFile, header);
+    }
+    const source: TwinSource = { file: absolute, experiment: plan.experiment, cwd: options.cwd };
+    const handle = runExperiment({
+        workerEntry: options.workerEntry, source, plan, workers: options.workers, wallOrigin,
+        trace: traceFile ? { file: traceFile, point: 0, replication: 0 } : undefined,
+        onProgress: options.onProgress
+    });
+    const end = handle.result.then(
+        (result): RunEnd => {
+            const report = buildReport(record.id, plan, result);
+            const total = plan.points.length * plan.replications;
+            const finished = result.outcomes.flat().filter(o => o?.status === 'completed').length;
+            store.writeResults(record.id, {
+                ...report,
+                perReplication: result.outcomes.map((point, p) => ({
+                    set: plan.points[p].set,
+                    replications: point.map((o, r) => o === undefined ? { replication: r, status: 'not run' } : { replication: r, ...o })
+                }))
+            });
+            if (traceFile && traceFile !== stored) fs.renameSync(traceFile, stored);
+            const reason = result.state === 'stopped' ? `stopped by the user: ${finished} of ${total} replications finished`
+                : result.state === 'failed' ? `${report.errors.length} of ${total} replications failed` : undefined;
+            const updated = store.update(record, {
+                state: result.state, endedAt: new Date().toISOString(),
+                progress: { finished, total, failed: report.errors.length }, ...(reason ? { reason } : {})
+            });
+            return { kind: 'ended', record: updated, report, result, finished, total, traceFile: traceFile ? stored : undefined };
+        },
+        (error: unknown): RunEnd => {
+            const loadError = error instanceof ModelLoadError;
+            const message = loadError ? error.message : `internal error: ${error instanceof Error ? error.message : String(error)}`;
+            const updated = store.update(record, { state: 'failed', endedAt: new Date().toISOString(), reason: message });
+            if (traceFile && traceFile !== stored) fs.rmSync(traceFile, { force: true });
+            return { kind: 'failed', record: updated, message, loadError };
+        }
+    );
+    return { record, handle, liveTraceFile: traceFile, end };
+}
+
+export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerResult): RunReport {
+    // The experiment's `report` chooses the KPIs and their order.
+    const wanted: KpiUnit[] = plan.report
+        ? plan.report.flatMap(name => result.kpis.filter(k => k.name === name))
+        : [...result.kpis];
+    const errors: Array<{ point: number; replication: number } & FailureInfo> = [];
+    const points = plan.points.map((point, p) => {
+        const outcomes = result.outcomes[p];
+        outcomes.forEach((o, r) => { if (o?.status === 'failed') errors.push({ point: p, replication: r, ...o.error }); });
+        const kpis: Record<string, { unit: string | null } & Summary> = {};
+        for (const kpi of wanted) {
+            const values = outcomes.flatMap(o => o?.status === 'completed' ? [o.kpis[kpi.name]] : []);
+            kpis[kpi.name] = { unit: kpi.unit ?? null, ...summarize(values) };
+        }
+        return { set: point.set, kpis };
+    });
+    return {
+        runId, state: result.state, twin: plan.twin, experiment: plan.experiment ?? null, seed: plan.seed,
+        replications: plan.replications, horizon: plan.horizonShown, points, events: result.events,
+        wallMs: Math.round(result.wallMs), errors
+    };
+}
+
+/** A path relative to the workspace when it is inside it, else as given. */
+export function relativeTo(cwd: string, file: string): string {
+    const rel = path.relative(cwd, file);
+    return rel === '' ? '.' : rel.startsWith('..') ? file : rel;
+}
