@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCheck } from './check.js';
 import { registerProfile } from './profile.js';
 import { registerRun } from './run.js';
+import { registerServe } from './serve.js';
 import { registerTrace } from './trace.js';
 
 export async function main(argv: readonly string[]): Promise<number> {
@@ -26,6 +27,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     registerRun(program, code => { exitCode = code; });
     registerProfile(program, code => { exitCode = code; });
     registerTrace(program, code => { exitCode = code; });
+    registerServe(program, code => { exitCode = code; });
     const quiet = quietInternalLogging();
     try {
         await program.parseAsync(argv as string[], { from: 'user' });

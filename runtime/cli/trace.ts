@@ -11,6 +11,7 @@ import { Option, type Command } from 'commander';
 import { RunNotFoundError, RunStore } from '../store/run-store.js';
 import { exportChrome, type Clock } from '../trace/chrome.js';
 import { TraceFormatError } from '../trace/jsonl.js';
+import { registerTraceFollow } from './trace-follow.js';
 
 interface ExportOptions {
     format: 'chrome';
@@ -20,7 +21,8 @@ interface ExportOptions {
 }
 
 export function registerTrace(program: Command, setExitCode: (code: number) => void): void {
-    const trace = program.command('trace').description('work with the traces of stored runs');
+    const trace = program.command('trace').description('work with the traces of runs: export stored ones, follow live ones');
+    registerTraceFollow(trace, setExitCode);
     trace.command('export')
         .description('export the trace of a stored run (run it with --trace) for another viewer')
         .argument('<run>', 'a run id, a unique prefix of one, or "last"')

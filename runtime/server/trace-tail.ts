@@ -1,0 +1,291 @@
+/**
+ * Live traces from the run's own trace file. The worker appends JSON Lines to
+ * `.aimatrix/runs/<id>/trace.jsonl`; the server follows that file ({@link TraceTail}: counts
+ * complete lines, keeps the byte offset of every STRIDE-th record) and each subscriber
+ * reads it at its own pace ({@link TraceSubscription}). Streaming therefore never slows
+ * the simulation (the worker only writes a file), a reconnecting subscriber resumes from
+ * any sequence number the file still has, and memory does not grow with a slow subscriber:
+ *
+ * - a subscriber is sent a batch only while its socket holds less than `highWater` bytes
+ *   (WebSocket backpressure: `bufferedAmount`);
+ * - a subscriber more than `maxLag` records behind the live end (its buffer is full) skips
+ *   ahead: those records are dropped for it alone and it gets a `trace.gap` notice with
+ *   their count and range.
+ *
+ * Sequence numbers are record indices in the file, header excluded. A last line without
+ * its newline (being written, or cut by a kill) is not a record until it is complete.
+ */
+import * as fs from 'node:fs';
+import { TraceBatch, TraceEnd, TraceGap, type RunState } from '../../protocol/index.js';
+
+/** Every STRIDE-th record's byte offset is kept: a subscriber can start anywhere after one short scan. */
+const STRIDE = 1024;
+const SCAN_CHUNK = 1 << 20;
+const NEWLINE = 10;
+
+export class TraceTail {
+    /** Complete records seen so far. */
+    count = 0;
+    /** Bytes scanned: always just after a newline. */
+    private scanned = 0;
+    /** Where the records start (after the header line); -1 until the header is complete. */
+    private recordsStart = -1;
+    private readonly index: number[] = [];
+    private fd: number | undefined;
+    private ended = false;
+    private endState: RunState = 'completed';
+    private readonly subscriptions = new Set<TraceSubscription>();
+    private timer: NodeJS.Timeout | undefined;
+    private readonly scratch = Buffer.allocUnsafe(SCAN_CHUNK);
+
+    constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {
+        this.fd = fs.openSync(file, 'r');
+    }
+
+    get isEnded(): boolean {
+        return this.ended;
+    }
+
+    get state(): RunState {
+        return this.endState;
+    }
+
+    /** Scans what was appended since the last call; true when new records appeared. */
+    poll(): boolean {
+        if (this.fd === undefined) return false;
+        const before = this.count;
+        for (;;) {
+            const n = fs.readSync(this.fd, this.scratch, 0, SCAN_CHUNK, this.scanned);
+            if (n <= 0) break;
+            let lineStart = 0;
+            let at = this.scratch.indexOf(NEWLINE, 0);
+            if (at < 0 || at >= n) {
+                // A line longer than the chunk, or an incomplete last line: wait for more (long lines: read past).
+                if (n === SCAN_CHUNK) this.scanLongLine();
+                break;
+            }
+            while (at >= 0 && at < n) {
+                const lineOffset = this.scanned + lineStart;
+                if (this.recordsStart < 0) {
+                    this.recordsStart = this.scanned + at + 1;
+                } else if (at > lineStart) {
+                    if (this.count % STRIDE === 0) this.index.push(lineOffset);
+                    this.count++;
+                }
+                lineStart = at + 1;
+                at = this.scratch.indexOf(NEWLINE, lineStart);
+            }
+            this.scanned += lineStart;
+            if (n < SCAN_CHUNK) break;
+        }
+        return this.count > before;
+    }
+
+    /** A single line longer than the scan chunk (a huge record): find its end by reading on. */
+    private scanLongLine(): void {
+        let offset = this.scanned + SCAN_CHUNK;
+        const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+        for (;;) {
+            const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
+            if (n <= 0) return;
+            const at = buffer.indexOf(NEWLINE);
+            if (at >= 0 && at < n) {
+                if (this.recordsStart < 0) {
+                    this.recordsStart = offset + at + 1;
+                } else {
+                    if (this.count % STRIDE === 0) this.index.push(this.scanned);
+                    this.count++;
+                }
+                this.scanned = offset + at + 1;
+                return;
+            }
+            offset += n;
+        }
+    }
+
+    /** Byte offset of record `seq` (≤ count). */
+    offsetOf(seq: number): number {
+        if (seq >= this.count) return this.scanned;
+        const k = Math.floor(seq / STRIDE);
+        let offset = this.index[k];
+        let at = k * STRIDE;
+        const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+        while (at < seq) {
+            const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
+            let i = 0;
+            while (at < seq) {
+                const nl = buffer.indexOf(NEWLINE, i);
+                if (nl < 0 || nl >= n) break;
+                i = nl + 1;
+                at++;
+            }
+            offset += i;
+            if (n <= 0 || i === 0) break;
+        }
+        return offset;
+    }
+
+    /** The records' bytes from `offset`, at most about `max` bytes and never past the last complete record: whole lines only. */
+    read(offset: number, max: number): { text: string; lines: number; bytes: number } {
+        const end = Math.min(this.scanned, offset + max);
+        let length = end - offset;
+        if (length <= 0) return { text: '', lines: 0, bytes: 0 };
+        let buffer = Buffer.allocUnsafe(length);
+        fs.readSync(this.fd!, buffer, 0, length, offset);
+        let last = buffer.lastIndexOf(NEWLINE);
+        if (last < 0) {
+            // One line longer than max: read up to its end (the scan knows it is complete).
+            length = this.scanned - offset;
+            buffer = Buffer.allocUnsafe(length);
+            fs.readSync(this.fd!, buffer, 0, length, offset);
+            last = buffer.indexOf(NEWLINE);
+        }
+        const slice = buffer.subarray(0, last);
+        let lines = 1;
+        for (let i = slice.indexOf(NEWLINE); i >= 0; i = slice.indexOf(NEWLINE, i + 1)) lines++;
+        return { text: slice.toString('utf8'), lines, bytes: last + 1 };
+    }
+
+    /** Polls the file while subscribers wait, and wakes them when records arrive. */
+    add(subscription: TraceSubscription): void {
+        this.subscriptions.add(subscription);
+        if (this.count === 0 && this.recordsStart < 0) this.poll();
+        this.schedule();
+        subscription.pump();
+    }
+
+    remove(subscription: TraceSubscription): void {
+        this.subscriptions.delete(subscription);
+        if (this.subscriptions.size === 0 && this.timer) {
+            clearInterval(this.timer);
+            this.timer = undefined;
+        }
+    }
+
+    get subscriberCount(): number {
+        return this.subscriptions.size;
+    }
+
+    private schedule(): void {
+        if (this.timer || this.ended || this.subscriptions.size === 0) return;
+        this.timer = setInterval(() => {
+            if (this.poll()) for (const s of this.subscriptions) s.pump();
+        }, this.pollMs);
+        this.timer.unref();
+    }
+
+    /** The run ended: a last scan, then every subscriber gets what is left and `trace.end`. */
+    end(state: RunState): void {
+        if (this.ended) return;
+        this.poll();
+        this.ended = true;
+        this.endState = state;
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        for (const s of this.subscriptions) s.pump();
+    }
+
+    close(): void {
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        if (this.fd !== undefined) fs.closeSync(this.fd);
+        this.fd = undefined;
+        for (const s of [...this.subscriptions]) s.close();
+    }
+}
+
+/** Where a subscription sends: a WebSocket, seen through what backpressure needs. */
+export interface SubscriberSocket {
+    readonly bufferedAmount: number;
+    send(text: string): void;
+}
+
+export interface SubscriptionLimits {
+    /** Records a subscriber may fall behind the live end before it skips ahead (its buffer). */
+    readonly maxLag: number;
+    /** Bytes waiting in the socket above which nothing more is sent to it for now. */
+    readonly highWater: number;
+    /** About how many bytes of records go in one batch. */
+    readonly batchBytes: number;
+}
+
+export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1 << 20, batchBytes: 64 * 1024 };
+
+export class TraceSubscription {
+    private seq: number;
+    private offset: number | undefined;
+    private closed = false;
+    private retry: NodeJS.Timeout | undefined;
+    /** What was sent and dropped, for the log. */
+    sent = 0;
+    missed = 0;
+
+    constructor(
+        readonly tail: TraceTail,
+        private readonly socket: SubscriberSocket,
+        fromSeq: number,
+        private readonly limits: SubscriptionLimits,
+        private readonly onEnd: () => void
+    ) {
+        this.seq = fromSeq;
+    }
+
+    get runId(): string {
+        return this.tail.runId;
+    }
+
+    /** Sends what the socket has room for; called when records arrive and when the socket drains. */
+    pump(): void {
+        if (this.closed) return;
+        if (this.retry) {
+            clearTimeout(this.retry);
+            this.retry = undefined;
+        }
+        const tail = this.tail;
+        for (let batches = 0; ; batches++) {
+            if (this.socket.bufferedAmount > this.limits.highWater || batches >= 64) {
+                // Backpressure (or a long catch-up): look again shortly, letting the event loop breathe.
+                this.retry = setTimeout(() => this.pump(), batches >= 64 ? 0 : 10);
+                return;
+            }
+            const lag = tail.count - this.seq;
+            if (lag > this.limits.maxLag) this.skipAhead();
+            if (this.seq < tail.count) {
+                this.offset ??= tail.offsetOf(this.seq);
+                const { text, lines, bytes } = tail.read(this.offset, this.limits.batchBytes);
+                if (lines === 0) return;
+                this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text.replace(/\n/g, ',')}]}}`);
+                this.seq += lines;
+                this.sent += lines;
+                this.offset += bytes;
+                continue;
+            }
+            if (tail.isEnded) {
+                this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq: tail.count, state: tail.state } }));
+                this.close();
+                this.onEnd();
+            }
+            return;
+        }
+    }
+
+    /** The subscriber's buffer is full: drop what it has not read, down to half the buffer behind the live end. */
+    private skipAhead(): void {
+        const tail = this.tail;
+        const target = tail.count - Math.floor(this.limits.maxLag / 2);
+        if (target <= this.seq) return;
+        const missed = target - this.seq;
+        this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceGap.method, params: { runId: tail.runId, missed, fromSeq: this.seq, toSeq: target - 1 } }));
+        this.missed += missed;
+        this.seq = target;
+        this.offset = tail.offsetOf(target);
+    }
+
+    close(): void {
+        if (this.closed) return;
+        this.closed = true;
+        if (this.retry) clearTimeout(this.retry);
+        this.retry = undefined;
+        this.tail.remove(this);
+    }
+}
