@@ -241,20 +241,29 @@ function oneLine(error: unknown): string {
 }
 
 /**
- * Compares what N calls answered through a micro-batcher with what each answers alone;
- * returns the largest absolute difference over every output element (0: identical), or
- * undefined when an output is not numeric.
+ * Compares what N calls answered through a micro-batcher with what each answers alone:
+ * `maxDiff` is the largest absolute difference over every output element (0: identical;
+ * undefined when an output is not numeric), `largestBatch` the most calls that ran together.
  */
-export async function compareBatched(session: ort.InferenceSession, callerFeeds: readonly Feeds[]): Promise<number | undefined> {
-    const alone = [];
-    for (const feeds of callerFeeds) alone.push(await session.run(feeds));
+export async function compareBatched(
+    session: ort.InferenceSession, callerFeeds: readonly Feeds[]
+): Promise<{ maxDiff: number | undefined; largestBatch: number }> {
     const batcher = new MicroBatcher(session, { maxBatch: callerFeeds.length, maxWaitMs: 0 });
     const batched = await Promise.all(callerFeeds.map(feeds => batcher.run(feeds)));
+    const largestBatch = Math.max(...batched.map(b => b.batchSize));
+    return { maxDiff: await maxDifference(session, callerFeeds, batched.map(b => b.outputs)), largestBatch };
+}
+
+async function maxDifference(
+    session: ort.InferenceSession, callerFeeds: readonly Feeds[], batched: readonly Record<string, ort.Tensor>[]
+): Promise<number | undefined> {
+    const alone = [];
+    for (const feeds of callerFeeds) alone.push(await session.run(feeds));
     let worst = 0;
     for (let c = 0; c < callerFeeds.length; c++) {
         for (const name of session.outputNames) {
             const a = alone[c][name].data;
-            const b = batched[c].outputs[name].data;
+            const b = batched[c][name].data;
             if (a.length !== b.length) return Infinity;
             for (let i = 0; i < a.length; i++) {
                 const x = a[i];
@@ -310,7 +319,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                 for (const batching of modes) {
                     onProgress({ kind: 'stage', message: `${opened.provider} batch ${batch} concurrency ${r.concurrency}${batching === 'micro' ? ' micro-batched' : ''}` });
                     if (batching === 'micro') {
-                        const diff = await runOrFail(() => compareBatched(session, callerFeeds), r.model);
+                        const diff = (await runOrFail(() => compareBatched(session, callerFeeds), r.model)).maxDiff;
                         if (diff !== undefined && diff > 0) {
                             onProgress({ kind: 'warning', message: `micro-batched outputs differ from unbatched ones by up to ${diff.toExponential(2)}` });
                         }
