@@ -45,6 +45,7 @@ export function startWorker(load: ModelLoader): void {
                 wallClock,
                 onProgress: (simTime, n) => {
                     events = n;
+                    trace?.flushIfDue();
                     const now = performance.now();
                     if (now - lastPost >= PROGRESS_EVERY_MS) {
                         post({ type: 'progress', events: n - lastEvents, simTime });

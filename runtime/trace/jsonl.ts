@@ -1,12 +1,12 @@
 /**
  * Trace files as JSON Lines: one header line, then one `TraceRecord` per line, in the
  * order the engine recorded them. Written in blocks through a file descriptor (bounded
- * memory whatever the length of the run) and read back line by line.
+ * memory whatever the length of the run), flushed at least every ~100 ms while records come
+ * so a live reader of the file sees them promptly, and read back line by line.
  * The layout is documented in docs/trace-format.md.
  */
 import * as fs from 'node:fs';
-import * as readline from 'node:readline';
-import type { TraceRecord, TraceSink } from '../../protocol/index.js';
+import type { CounterRecord, DecisionRecord, InstantRecord, MessageRecord, SourceLocation, SpanRecord, TraceRecord, TraceSink } from '../../protocol/index.js';
 
 export const TRACE_FORMAT = 'aimatrix-trace';
 export const TRACE_VERSION = 1;
@@ -37,30 +37,191 @@ export function writeTraceHeader(file: string, header: TraceHeader): void {
     fs.writeFileSync(file, JSON.stringify(header) + '\n');
 }
 
-const BLOCK = 64 * 1024;
+// ---------------------------------------------------------------------------------------
+// Serialisation: one hand-written function per record kind, equal to JSON.stringify after
+// JSON.parse (same escapes, non-finite numbers as null, undefined fields left out), only
+// the key order is fixed. The key lists below fail to compile when a record type gains or
+// loses a field, so a serialiser cannot silently drop one.
 
-/** A TraceSink that appends JSON Lines to a file descriptor, in blocks of about 64 KiB. */
+const SPAN_KEYS = { kind: 1, id: 1, parent: 1, name: 1, cat: 1, start: 1, end: 1, wallStart: 1, wallEnd: 1, subject: 1, attrs: 1, loc: 1 } as const satisfies Record<keyof SpanRecord, 1>;
+const COUNTER_KEYS = { kind: 1, name: 1, t: 1, wall: 1, value: 1 } as const satisfies Record<keyof CounterRecord, 1>;
+const MESSAGE_KEYS = { kind: 1, id: 1, phase: 1, channel: 1, from: 1, to: 1, link: 1, t: 1, wall: 1, payload: 1 } as const satisfies Record<keyof MessageRecord, 1>;
+const DECISION_KEYS = { kind: 1, id: 1, decision: 1, agent: 1, t: 1, wall: 1, chosen: 1, scores: 1, weights: 1 } as const satisfies Record<keyof DecisionRecord, 1>;
+const INSTANT_KEYS = { kind: 1, name: 1, t: 1, wall: 1, subject: 1, attrs: 1, loc: 1 } as const satisfies Record<keyof InstantRecord, 1>;
+const LOC_KEYS = { file: 1, line: 1, column: 1 } as const satisfies Record<keyof SourceLocation, 1>;
+void [SPAN_KEYS, COUNTER_KEYS, MESSAGE_KEYS, DECISION_KEYS, INSTANT_KEYS, LOC_KEYS];
+
+/** What JSON.stringify escapes: quote, backslash, control characters, and (lone) surrogates. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+function str(s: string): string {
+    if (typeof s !== 'string') return json(s);
+    if (s.length > 32) return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
+    // Short strings (names, subjects, channels): a scan is cheaper than the regular expression.
+    for (let i = 0; i < s.length; i++) {
+        const c = s.charCodeAt(i);
+        if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s);
+    }
+    return '"' + s + '"';
+}
+
+function num(n: number): string {
+    if (typeof n !== 'number') return json(n);
+    // JSON has no NaN or Infinity: JSON.stringify writes null. -0 prints as 0 in both.
+    return n - n === 0 ? '' + n : 'null';
+}
+
+/** Anything else, as JSON.stringify writes it (a value it drops, here a required field, becomes null). */
+function json(v: unknown): string {
+    return JSON.stringify(v) ?? 'null';
+}
+
+function value(v: unknown): string | undefined {
+    switch (typeof v) {
+        case 'string': return str(v);
+        case 'number': return num(v);
+        case 'boolean': return v ? 'true' : 'false';
+        case 'undefined': case 'function': case 'symbol': return undefined;
+        default: return JSON.stringify(v);
+    }
+}
+
+/** A flat object of strings, numbers and booleans (attrs, payload, criteria, weights). */
+function dict(o: Readonly<Record<string, unknown>>): string {
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) return json(o);
+    let s = '{';
+    for (const k of Object.keys(o)) {
+        const v = value(o[k]);
+        if (v === undefined) continue;
+        s += (s.length === 1 ? '' : ',') + str(k) + ':' + v;
+    }
+    return s + '}';
+}
+
+function loc(l: SourceLocation): string {
+    if (typeof l !== 'object' || l === null) return json(l);
+    return '{"file":' + str(l.file) + ',"line":' + num(l.line) + ',"column":' + num(l.column) + '}';
+}
+
+function span(r: SpanRecord): string {
+    let s = '{"kind":"span","id":' + num(r.id);
+    if (r.parent !== undefined) s += ',"parent":' + num(r.parent);
+    s += ',"name":' + str(r.name) + ',"cat":' + str(r.cat) + ',"start":' + num(r.start) + ',"end":' + num(r.end)
+        + ',"wallStart":' + num(r.wallStart) + ',"wallEnd":' + num(r.wallEnd);
+    if (r.subject !== undefined) s += ',"subject":' + str(r.subject);
+    if (r.attrs !== undefined) s += ',"attrs":' + dict(r.attrs);
+    if (r.loc !== undefined) s += ',"loc":' + loc(r.loc);
+    return s + '}';
+}
+
+function counter(r: CounterRecord): string {
+    return '{"kind":"counter","name":' + str(r.name) + ',"t":' + num(r.t) + ',"wall":' + num(r.wall) + ',"value":' + num(r.value) + '}';
+}
+
+function message(r: MessageRecord): string {
+    let s = '{"kind":"message","id":' + num(r.id) + ',"phase":' + str(r.phase) + ',"channel":' + str(r.channel) + ',"from":' + str(r.from);
+    if (r.to !== undefined) s += ',"to":' + str(r.to);
+    if (r.link !== undefined) s += ',"link":' + num(r.link);
+    s += ',"t":' + num(r.t) + ',"wall":' + num(r.wall);
+    if (r.payload !== undefined) s += ',"payload":' + dict(r.payload);
+    return s + '}';
+}
+
+function decision(r: DecisionRecord): string {
+    let scores: string;
+    if (Array.isArray(r.scores)) {
+        scores = '[';
+        for (let i = 0; i < r.scores.length; i++) {
+            const o = r.scores[i];
+            if (i > 0) scores += ',';
+            scores += typeof o === 'object' && o !== null
+                ? '{"option":' + str(o.option) + ',"score":' + num(o.score) + ',"criteria":' + dict(o.criteria) + '}'
+                : json(o);
+        }
+        scores += ']';
+    } else {
+        scores = json(r.scores);
+    }
+    return '{"kind":"decision","id":' + num(r.id) + ',"decision":' + str(r.decision) + ',"agent":' + str(r.agent) + ',"t":' + num(r.t)
+        + ',"wall":' + num(r.wall) + ',"chosen":' + str(r.chosen) + ',"scores":' + scores + ',"weights":' + dict(r.weights) + '}';
+}
+
+function instant(r: InstantRecord): string {
+    let s = '{"kind":"instant","name":' + str(r.name) + ',"t":' + num(r.t) + ',"wall":' + num(r.wall);
+    if (r.subject !== undefined) s += ',"subject":' + str(r.subject);
+    if (r.attrs !== undefined) s += ',"attrs":' + dict(r.attrs);
+    if (r.loc !== undefined) s += ',"loc":' + loc(r.loc);
+    return s + '}';
+}
+
+/**
+ * One record as a JSON line (without the newline): JSON.parse of it equals
+ * JSON.parse(JSON.stringify(r)). A record of an unknown kind goes through JSON.stringify.
+ */
+export function serializeRecord(r: TraceRecord): string {
+    switch (r.kind) {
+        case 'span': return span(r);
+        case 'counter': return counter(r);
+        case 'message': return message(r);
+        case 'decision': return decision(r);
+        case 'instant': return instant(r);
+        default: return JSON.stringify(r);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+const BLOCK = 64 * 1024;
+/** The clock is looked at once every this many records (a power of two, minus one). */
+const CLOCK_MASK = 255;
+
+export interface JsonlWriterOptions {
+    /** Flush when this many milliseconds have passed since the last flush (default 100). */
+    readonly flushMs?: number;
+    /** Milliseconds, monotonic (default performance.now); injected by tests. */
+    readonly now?: () => number;
+}
+
+/**
+ * A TraceSink that appends JSON Lines to a file descriptor: in blocks of about 64 KiB, and
+ * whenever ~100 ms have passed since the last flush (the clock is read every 256 records, and
+ * by flushIfDue, which a caller with a progress hook calls now and then), so that a live
+ * reader of the file sees records promptly.
+ */
 export class JsonlTraceWriter implements TraceSink {
     readonly enabled = true;
-    private chunks: string[] = [];
-    private size = 0;
+    private buffer = '';
+    private count = 0;
     private closed = false;
+    private lastFlush: number;
+    private readonly flushMs: number;
+    private readonly now: () => number;
 
-    constructor(private readonly fd: number) {}
+    constructor(private readonly fd: number, options: JsonlWriterOptions = {}) {
+        this.flushMs = options.flushMs ?? 100;
+        this.now = options.now ?? (() => performance.now());
+        this.lastFlush = this.now();
+    }
 
     record(r: TraceRecord): void {
-        const line = JSON.stringify(r) + '\n';
-        this.chunks.push(line);
-        this.size += line.length;
-        if (this.size >= BLOCK) this.flush();
+        this.buffer += serializeRecord(r) + '\n';
+        if (this.buffer.length >= BLOCK) this.flush();
+        else if ((++this.count & CLOCK_MASK) === 0) this.flushIfDue();
+    }
+
+    /** Flushes when the time since the last flush has passed the limit. */
+    flushIfDue(): void {
+        if (this.buffer.length > 0 && this.now() - this.lastFlush >= this.flushMs) this.flush();
     }
 
     flush(): void {
-        if (this.chunks.length === 0) return;
-        const data = this.chunks.join('');
-        this.chunks = [];
-        this.size = 0;
-        fs.writeSync(this.fd, data);
+        this.lastFlush = this.now();
+        if (this.buffer.length === 0) return;
+        const data = Buffer.from(this.buffer, 'utf8');
+        this.buffer = '';
+        let written = 0;
+        while (written < data.length) written += fs.writeSync(this.fd, data, written, data.length - written);
     }
 
     /** Flushes, syncs and closes the file. */
@@ -76,6 +237,9 @@ export class JsonlTraceWriter implements TraceSink {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Reading
+
 export class TraceFormatError extends Error {
     constructor(file: string, line: number, message: string) {
         super(`${file}:${line}: ${message}`);
@@ -83,26 +247,134 @@ export class TraceFormatError extends Error {
     }
 }
 
-/** Reads a trace file line by line: the header first, then the records. Never holds the whole file. */
-export async function* readTrace(file: string): AsyncGenerator<TraceHeader | TraceRecord> {
-    const lines = readline.createInterface({ input: fs.createReadStream(file, { encoding: 'utf8' }), crlfDelay: Infinity });
-    let n = 0;
-    for await (const line of lines) {
-        n++;
-        if (line.trim() === '') continue;
+/** A record with its sequence number: the 0-based index of the records after the header. */
+export interface SequencedRecord {
+    readonly seq: number;
+    readonly record: TraceRecord;
+}
+
+const NEWLINE = 0x0a;
+
+/**
+ * Reads a trace file line by line, never holding the whole file: the header first, then
+ * the records. Only complete lines count: a last line without its newline (a run killed
+ * as it wrote) is left out and reported by `truncated`; a damaged line before it is an
+ * error with its line number (TraceFormatError). Iterate it once.
+ */
+export class TraceReader implements AsyncIterable<TraceHeader | TraceRecord> {
+    /** The header, once read. */
+    header: TraceHeader | undefined;
+    /** Complete records read so far (skipped ones included, the header not). */
+    records = 0;
+    /** True once the end was reached and the file ended in an incomplete line, which was left out. */
+    truncated = false;
+    /** Byte offset just after the last complete line read: where a follower of a live file goes on from. */
+    offset = 0;
+
+    constructor(readonly file: string) {}
+
+    [Symbol.asyncIterator](): AsyncGenerator<TraceHeader | TraceRecord> {
+        return this.all();
+    }
+
+    /** The header, then every record. */
+    async* all(): AsyncGenerator<TraceHeader | TraceRecord> {
+        for await (const item of this.read(0)) yield item === undefined ? this.header! : item.record;
+    }
+
+    /** The records whose sequence number is `fromSeq` or more, with their numbers (the lines before are counted, not parsed). */
+    async* from(fromSeq: number): AsyncGenerator<SequencedRecord> {
+        for await (const item of this.read(Math.max(0, Math.floor(fromSeq)))) if (item !== undefined) yield item;
+    }
+
+    /** Yields undefined for the header, then the records from `skip` on. */
+    private async* read(skip: number): AsyncGenerator<SequencedRecord | undefined> {
+        const stream = fs.createReadStream(this.file, { highWaterMark: 256 * 1024 });
+        let rest: Buffer | undefined; // the start of a line whose end is in a later chunk
+        let line = 0;
+        try {
+            for await (const chunk of stream as AsyncIterable<Buffer>) {
+                let buf = chunk;
+                let start = 0;
+                if (rest !== undefined) {
+                    const nl = chunk.indexOf(NEWLINE);
+                    if (nl < 0) {
+                        rest = Buffer.concat([rest, chunk]);
+                        continue;
+                    }
+                    buf = Buffer.concat([rest, chunk.subarray(0, nl + 1)]);
+                    rest = undefined;
+                    const item = this.line(buf, 0, buf.length - 1, ++line, skip);
+                    this.offset += buf.length;
+                    if (item !== null) yield item;
+                    buf = chunk;
+                    start = nl + 1;
+                }
+                for (;;) {
+                    const nl = buf.indexOf(NEWLINE, start);
+                    if (nl < 0) break;
+                    const item = this.line(buf, start, nl, ++line, skip);
+                    this.offset += nl + 1 - start;
+                    start = nl + 1;
+                    if (item !== null) yield item;
+                }
+                if (start < buf.length) rest = buf.subarray(start);
+            }
+        } finally {
+            stream.destroy();
+        }
+        if (rest !== undefined && rest.toString('utf8').trim() !== '') {
+            if (line === 0) throw new TraceFormatError(this.file, 1, 'the header line is incomplete (the run was stopped as it started)');
+            this.truncated = true;
+        }
+        if (line === 0) throw new TraceFormatError(this.file, 1, 'the trace file is empty');
+    }
+
+    /** Parses line `n` (buf[start, end)); null for a blank or a skipped line. */
+    private line(buf: Buffer, start: number, end: number, n: number, skip: number): SequencedRecord | undefined | null {
+        if (n > 1 && this.records < skip) {
+            // Skipped without parsing, but blank lines do not count as records.
+            if (isBlank(buf, start, end)) return null;
+            this.records++;
+            return null;
+        }
+        const text = buf.toString('utf8', start, end);
+        if (text.trim() === '') return null;
         let value: unknown;
         try {
-            value = JSON.parse(line);
+            value = JSON.parse(text);
         } catch {
-            throw new TraceFormatError(file, n, 'not a JSON line (the trace is damaged or was cut short)');
+            throw new TraceFormatError(this.file, n, 'not a JSON line (the trace is damaged)');
         }
         if (typeof value !== 'object' || value === null || typeof (value as { kind?: unknown }).kind !== 'string') {
-            throw new TraceFormatError(file, n, 'a trace line must be an object with a "kind"');
+            throw new TraceFormatError(this.file, n, 'a trace line must be an object with a "kind"');
         }
         const kind = (value as { kind: string }).kind;
-        if (n === 1 && kind !== 'header') throw new TraceFormatError(file, n, `the first line must be the header, found a '${kind}' record`);
-        if (n === 1 && (value as TraceHeader).format !== TRACE_FORMAT) throw new TraceFormatError(file, n, 'not an AIMatrix trace');
-        yield value as TraceHeader | TraceRecord;
+        if (n === 1) {
+            if (kind !== 'header') throw new TraceFormatError(this.file, n, `the first line must be the header, found a '${kind}' record`);
+            if ((value as TraceHeader).format !== TRACE_FORMAT) throw new TraceFormatError(this.file, n, 'not an AIMatrix trace');
+            this.header = value as TraceHeader;
+            return undefined;
+        }
+        if (kind === 'header') throw new TraceFormatError(this.file, n, 'a second header (two traces in one file?)');
+        return { seq: this.records++, record: value as TraceRecord };
     }
-    if (n === 0) throw new TraceFormatError(file, 1, 'the trace file is empty');
+}
+
+function isBlank(buf: Buffer, start: number, end: number): boolean {
+    for (let i = start; i < end; i++) {
+        const c = buf[i];
+        if (c !== 0x20 && c !== 0x09 && c !== 0x0d) return false;
+    }
+    return true;
+}
+
+/** Reads a trace file: the header, then its records; `records` and `truncated` say what was read once it is done. */
+export function readTrace(file: string): TraceReader {
+    return new TraceReader(file);
+}
+
+/** The records of a trace file from sequence number `fromSeq` on (0-based, after the header): for a subscriber that resumes. */
+export function readTraceFrom(file: string, fromSeq: number): AsyncGenerator<SequencedRecord> {
+    return new TraceReader(file).from(fromSeq);
 }
