@@ -222,9 +222,15 @@ export const RunResults = request<{ readonly runId: string; readonly state: RunS
  * Streams a run's trace: `trace.batch` notifications from record `fromSeq` (default 0), then
  * `trace.end` once the run has ended and everything was sent. Works for a stored run too.
  */
-export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq: number; readonly live: boolean }>()('trace.subscribe', {
+export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq: number; readonly live: boolean; readonly buffer: number }>()('trace.subscribe', {
     runId: field('string'),
-    fromSeq: optional('integer', 0)
+    fromSeq: optional('integer', 0),
+    /**
+     * Records this subscriber may fall behind the live end before records are dropped for it
+     * (default: the server's `--subscriber-buffer`). The records wait in the run's trace file,
+     * not in memory: a large buffer costs the server nothing but lets a slow reader lag.
+     */
+    buffer: optional('integer', 1)
 });
 export const TraceUnsubscribe = request<{ readonly unsubscribed: boolean }>()('trace.unsubscribe', runRef);
 

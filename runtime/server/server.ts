@@ -264,20 +264,22 @@ export class RuntimeServer {
         this.method(RunResume, ({ runId }) => ({ state: this.runs.resume(runId) }));
         this.method(RunsList, () => ({ runs: this.runs.list() }));
         this.method(RunResults, ({ runId }) => this.runs.results(runId));
-        this.method(TraceSubscribe, ({ runId, fromSeq }, client) => {
+        this.method(TraceSubscribe, ({ runId, fromSeq, buffer }, client) => {
             const { tail, live } = this.runs.tail(runId);
             const id = tail.runId;
             client.subscriptions.get(id)?.close();
             const start = fromSeq ?? 0;
-            const subscription = new TraceSubscription(tail, client.socket, start, this.limits, () => {
+            const limits = { ...this.limits, maxLag: buffer ?? this.limits.maxLag };
+            const subscription = new TraceSubscription(tail, client.socket, start, limits, () => {
                 client.subscriptions.delete(id);
                 this.log.info(`client ${client.id}: trace of ${id} sent (${subscription.sent} records${subscription.missed ? `, ${subscription.missed} dropped for it` : ''})`);
                 this.runs.release(tail);
             });
             client.subscriptions.set(id, subscription);
+            this.log.info(`client ${client.id} subscribed to the trace of ${id} from record ${start}${live ? '' : ' (stored)'}`);
             // The answer goes out before the first batch.
             setImmediate(() => tail.add(subscription));
-            return { runId: id, fromSeq: start, live };
+            return { runId: id, fromSeq: start, live, buffer: limits.maxLag };
         });
         this.method(TraceUnsubscribe, ({ runId }, client) => {
             const id = this.runs.resolve(runId).id;

@@ -1,0 +1,123 @@
+/**
+ * Live traces through the runtime server: batches in order with contiguous sequence
+ * numbers equal to the stored trace; a subscriber that stops reading gets a gap notice
+ * (counts and range) and nothing twice, while another subscriber gets everything; a
+ * reconnecting subscriber resumes from a sequence number.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RunStart, RunStateChanged, TraceBatch, TraceEnd, TraceGap, TraceSubscribe, TraceUnsubscribe, type TraceRecord } from '../../protocol/index.js';
+import { ensureBuilt } from '../support/build.js';
+import { Client, serve, workspace, type Notification, type Served } from './support.js';
+
+const BUFFER = 2000;
+let dir: string;
+let server: Served;
+
+beforeAll(async () => {
+    await ensureBuilt();
+    dir = workspace();
+    fs.appendFileSync(path.join(dir, 'shop.twin'), '\nexperiment Medium for Shop {\n  horizon 1000 h\n  replications 1\n  seed 9\n}\n');
+    server = await serve(dir, ['--subscriber-buffer', String(BUFFER)]);
+}, 120_000);
+
+afterAll(async () => {
+    server?.child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function storedRecords(runId: string): string[] {
+    const lines = fs.readFileSync(path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl'), 'utf8').split('\n').filter(l => l.length > 0);
+    return lines.slice(1);
+}
+
+/** Checks that batches and gaps cover 0…end exactly once, in order; returns the records received by seq. */
+function coverage(notifications: readonly Notification[], runId: string, from = 0): { received: Map<number, TraceRecord>; missed: number; end: number } {
+    let next = from;
+    let missed = 0;
+    const received = new Map<number, TraceRecord>();
+    let end = -1;
+    for (const n of notifications) {
+        if (n.params.runId !== runId) continue;
+        if (n.method === TraceBatch.method) {
+            const p = n.params as { seq: number; records: TraceRecord[] };
+            expect(p.seq).toBe(next);
+            p.records.forEach((r, i) => received.set(p.seq + i, r));
+            next = p.seq + p.records.length;
+        } else if (n.method === TraceGap.method) {
+            const p = n.params as { missed: number; fromSeq: number; toSeq: number };
+            expect(p.fromSeq).toBe(next);
+            expect(p.toSeq - p.fromSeq + 1).toBe(p.missed);
+            missed += p.missed;
+            next = p.toSeq + 1;
+        } else if (n.method === TraceEnd.method) {
+            end = (n.params as { seq: number }).seq;
+            expect(next).toBe(end);
+        }
+    }
+    return { received, missed, end };
+}
+
+describe('live trace subscriptions', () => {
+    it('streams a live run in order; a stalled subscriber is told what it missed, a reading one misses nothing', async () => {
+        const control = await Client.connect(server.port, { token: server.file.token });
+        const reader = await Client.connect(server.port, { token: server.file.token });
+        const stalled = await Client.connect(server.port, { token: server.file.token });
+        const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Medium', workers: 1 });
+        // The reader asks for a buffer larger than the trace: it may lag, it never loses a record.
+        expect(await reader.request(TraceSubscribe, { runId, buffer: 1e9 })).toMatchObject({ runId, fromSeq: 0, live: true, buffer: 1e9 });
+        expect(await stalled.request(TraceSubscribe, { runId })).toMatchObject({ buffer: BUFFER });
+        // The stalled client stops reading its socket until the run has ended.
+        stalled.socket.pause();
+        await control.until(n => n.method === RunStateChanged.method && n.params.runId === runId && n.params.state === 'completed');
+        await reader.until(n => n.method === TraceEnd.method);
+        stalled.socket.resume();
+        await stalled.until(n => n.method === TraceEnd.method);
+
+        const stored = storedRecords(runId);
+        expect(stored.length).toBeGreaterThan(20 * BUFFER);
+        const all = coverage(reader.notifications, runId);
+        expect(all.missed).toBe(0);
+        expect(all.end).toBe(stored.length);
+        expect(all.received.size).toBe(stored.length);
+        for (const seq of [0, 1, Math.floor(stored.length / 2), stored.length - 1]) expect(all.received.get(seq)).toEqual(JSON.parse(stored[seq]));
+
+        const slow = coverage(stalled.notifications, runId);
+        expect(slow.end).toBe(stored.length);
+        expect(slow.missed).toBeGreaterThan(0);
+        expect(slow.missed + slow.received.size).toBe(stored.length);
+        // What it did receive is the stored records, at their sequence numbers; after the gap it had at most its buffer to read.
+        for (const [seq, record] of [...slow.received].slice(-3)) expect(record).toEqual(JSON.parse(stored[seq]));
+        const gaps = stalled.of(TraceGap);
+        expect(stored.length - (gaps[gaps.length - 1].toSeq + 1)).toBeLessThanOrEqual(BUFFER);
+        for (const c of [control, reader, stalled]) c.close();
+    });
+
+    it('resumes after a reconnect from a sequence number, and unsubscribes', async () => {
+        const control = await Client.connect(server.port, { token: server.file.token });
+        const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 1 });
+        const first = await Client.connect(server.port, { token: server.file.token });
+        await first.request(TraceSubscribe, { runId });
+        const firstBatch = await first.until(n => n.method === TraceBatch.method);
+        const resumeAt = (firstBatch.params.seq as number) + (firstBatch.params.records as unknown[]).length;
+        first.socket.terminate();
+
+        const again = await Client.connect(server.port, { token: server.file.token });
+        expect(await again.request(TraceSubscribe, { runId, fromSeq: resumeAt })).toMatchObject({ fromSeq: resumeAt });
+        await again.until(n => n.method === TraceEnd.method);
+        const stored = storedRecords(runId);
+        const resumed = coverage(again.notifications, runId, resumeAt);
+        expect(resumed.missed).toBe(0);
+        expect(resumed.received.size).toBe(stored.length - resumeAt);
+        expect(resumed.received.get(resumeAt)).toEqual(JSON.parse(stored[resumeAt]));
+
+        // A stored run replays the same way; unsubscribing ends the stream.
+        const replay = await Client.connect(server.port, { token: server.file.token });
+        expect(await replay.request(TraceSubscribe, { runId: runId.slice(0, 22), fromSeq: stored.length - 5 })).toMatchObject({ runId, live: false });
+        await replay.until(n => n.method === TraceEnd.method);
+        expect(coverage(replay.notifications, runId, stored.length - 5).received.size).toBe(5);
+        expect(await replay.request(TraceUnsubscribe, { runId })).toEqual({ unsubscribed: false });
+        for (const c of [control, again, replay]) c.close();
+    });
+});
