@@ -14,7 +14,7 @@ import * as ast from '../../language-server/generated/ast.js';
 import { findBuiltin } from '../../language-server/src/builtins.js';
 import { SECONDS_PER, inferDim, unitSpecDim, unitSpecText, unquote, type Dim, type TimeUnitName } from '../../language-server/src/units.js';
 import type { SourceLocation } from '../../protocol/index.js';
-import type { CompiledModel, Constant, KpiInfo, ParamInfo, ParamKind } from './api.js';
+import type { CompiledModel, Constant, KpiInfo, ModelDecl, ParamInfo, ParamKind, TensorDecl } from './api.js';
 import type { Uniform } from './random.js';
 import { Replication } from './runtime.js';
 import { FIFO, LIFO, PRIORITY } from './structures.js';
@@ -126,6 +126,10 @@ export interface Program {
     channels: string[];
     coordinators: CoordinatorSpec[];
     decisions: DecisionSpec[];
+    /** The models of the agent systems (declared, or called by an agent of the twin). */
+    models: ModelDecl[];
+    /** Whether a behaviour calls a model (its body is then an async function). */
+    usesInference: boolean;
     streamNames: string[];
     sites: (SourceLocation | undefined)[];
     /** The generated module: `(R, H) => Function[]`. */
@@ -148,9 +152,18 @@ export function compileTwin(twin: ast.Twin, options: CompileOptions = {}): Compi
         twin: twin.name,
         params: program.params,
         kpis: program.kpis.map((k): KpiInfo => ({ name: k.name, unit: k.unit, loc: k.loc })),
+        models: program.models,
+        usesInference: program.usesInference,
         program,
         streamNames: program.streamNames,
-        runReplication: spec => new Replication(program, spec).run()
+        runReplication: spec => {
+            if (program.usesInference) {
+                const names = program.models.filter(m => m.callers.length > 0).map(m => m.name).join(', ');
+                throw new Error(`twin '${twin.name}' has agents that call models (${names}): run it with runReplicationAsync and a model host`);
+            }
+            return new Replication(program, spec).run();
+        },
+        runReplicationAsync: spec => new Replication(program, spec).runAsync()
     };
 }
 
@@ -180,6 +193,8 @@ interface Ctx {
     /** In the derivative: the code of stock i at this stage, and of the stage's time. */
     stockVar?: (i: number) => string;
     timeVar?: string;
+    /** In a behaviour body (the only place `infer` may be): counts its model calls, shared by nested blocks. */
+    infer?: { calls: number; agent: string };
 }
 
 const TWIN_CTX: Ctx = { deriv: false, entity: false, agent: false, locals: new Map() };
@@ -205,6 +220,9 @@ class Compiler {
     private readonly agentTypeIndex = new Map<ast.Agent, number>();
     private readonly groupIndex = new Map<AstNode, number>();
     private readonly stateIndex = new Map<ast.StateVar, number>();
+    private readonly modelIndex = new Map<ast.Model, number>();
+    private readonly models: (ModelDecl & { callers: string[] })[] = [];
+    private usesInference = false;
     private readonly waitMonitors = new Set<number>();
     private readonly tisMonitors: number[] = [];
     private readonly wipMonitors = new Set<number>();
@@ -229,8 +247,8 @@ class Compiler {
     }
 
     /** Adds a generated function; returns its id. */
-    private fn(params: string, body: string): number {
-        this.fns.push(`function(${params}) { ${body} }`);
+    private fn(params: string, body: string, async = false): number {
+        this.fns.push(`${async ? 'async ' : ''}function(${params}) { ${body} }`);
         return this.fns.length - 1;
     }
 
@@ -357,7 +375,7 @@ class Compiler {
             hasFlows: this.flows.length > 0, method: integration?.method === 'rk4' ? 'rk4' : 'euler', dt, deriv,
             entities: entitySpecs, attrs: this.attrs, resources, sources, processes,
             waitMonitors: this.waitMonitors, tisMonitors: this.tisMonitors, wipMonitors: this.wipMonitors, sketches: this.sketches, kpis,
-            agentTypes, groups, channels, coordinators, decisions,
+            agentTypes, groups, channels, coordinators, decisions, models: this.models, usesInference: this.usesInference,
             streamNames: [...this.streams.keys()], sites: this.sites, factory, code, options: this.options
         };
         // Resolve the default parameter values once, for ParamInfo.
@@ -576,6 +594,7 @@ class Compiler {
             for (const m of sys.members) {
                 if (ast.isChannel(m)) { this.channelIndex.set(m, channels.length); channels.push(m.name); }
                 if (ast.isDecision(m)) { this.decisionIndex.set(m, decisions.length); decisions.push({ name: m.name, site: this.site(m), criteria: [], options: [] }); }
+                if (ast.isModel(m)) this.model(m);
             }
             for (const m of sys.members) {
                 if (ast.isSwarm(m) && m.agent?.ref) {
@@ -597,18 +616,19 @@ class Compiler {
         for (const [agent, i] of this.agentTypeIndex) {
             const spec = agentTypes[i];
             const ctx = (): Ctx => ({ deriv: false, entity: false, agent: true, locals: new Map() });
+            const body = (): Ctx => ({ ...ctx(), infer: { calls: 0, agent: agent.name } });
             agent.members.filter(ast.isStateVar).forEach((s, k) => { spec.states[k].init = this.exprFn(s.value, ctx(), 'a, st, msg'); });
             for (const m of agent.members) {
                 if (ast.isTimerBehaviour(m)) {
-                    spec.timers.push({ interval: this.exprFn(m.interval, ctx(), 'a, st, msg'), body: this.block(m.body, ctx()), site: this.site(m) });
+                    spec.timers.push({ interval: this.exprFn(m.interval, ctx(), 'a, st, msg'), body: this.block(m.body, body()), site: this.site(m) });
                 } else if (ast.isMessageBehaviour(m)) {
                     const ch = m.channel?.ref ? this.channelIndex.get(m.channel.ref) : undefined;
                     if (ch === undefined) this.fail(m, 'unresolved channel');
-                    const c = ctx();
+                    const c = body();
                     if (m.message) c.locals.set(m.message, 'msg');
                     spec.handlers.push({ channel: ch, body: this.block(m.body, c), site: this.site(m) });
                 } else if (ast.isConditionBehaviour(m)) {
-                    spec.whens.push({ cond: this.exprFn(m.condition, ctx(), 'a, st, msg'), body: this.block(m.body, ctx()), site: this.site(m) });
+                    spec.whens.push({ cond: this.exprFn(m.condition, ctx(), 'a, st, msg'), body: this.block(m.body, body()), site: this.site(m) });
                 }
             }
         }
@@ -630,8 +650,83 @@ class Compiler {
         return { agentTypes, groups, channels, coordinators, decisions };
     }
 
+    /** A behaviour body: an async function when it calls a model (each `infer` is awaited), a plain one otherwise. */
     private block(b: ast.Block, ctx: Ctx): number {
-        return this.fn('a, st, msg', this.statements(b.statements, ctx));
+        const code = this.statements(b.statements, ctx);
+        const async = (ctx.infer?.calls ?? 0) > 0;
+        if (async) this.usesInference = true;
+        return this.fn('a, st, msg', code, async);
+    }
+
+    // -------------------------------------------------------------- models
+
+    /** The index of a model declaration in the program, registering it (file, tensors, settings) the first time. */
+    private model(m: ast.Model): number {
+        let i = this.modelIndex.get(m);
+        if (i !== undefined) return i;
+        const file = m.settings.find(ast.isModelFile);
+        if (!file || file.path === undefined) this.fail(m, `model '${m.name}' has no 'file'`);
+        const doc = AstUtils.getDocument(m).uri;
+        const relative = unquote(file.path);
+        const absolute = doc.scheme === 'file' ? path.resolve(path.dirname(doc.fsPath), relative) : path.resolve(this.options.cwd ?? process.cwd(), relative);
+        const tensors = (kind: 'input' | 'output'): TensorDecl[] => m.settings.filter(ast.isTensorSpec).filter(t => t.kind === kind).map(t => ({
+            name: unquote(t.name ?? ''),
+            type: t.elementType,
+            shape: t.dims.map(d => d.symbol ?? d.size ?? 0)
+        }));
+        const setting = (e: ast.Expression | undefined, what: string, check: (v: number) => boolean): number | undefined => {
+            if (!e) return undefined;
+            const v = constantOf(e);
+            if (typeof v !== 'number' || !check(v)) this.fail(e, `the ${what} of model '${m.name}' must be a constant ${what.includes('time') || what.includes('wait') ? 'time ≥ 0' : 'whole number ≥ 0'}`);
+            return v;
+        };
+        const whole = (v: number) => Number.isInteger(v) && v >= 0;
+        const batch = m.settings.find(ast.isBatchSetting);
+        const cache = m.settings.find(ast.isCacheSetting);
+        const providers = m.settings.find(ast.isProviderList)?.providers ?? [];
+        const decl = {
+            name: m.name,
+            file: absolute,
+            inputs: tensors('input'),
+            outputs: tensors('output'),
+            providers: [...providers],
+            batch: Math.max(1, setting(batch?.size, 'batch size', whole) ?? 1),
+            maxWaitMs: (setting(batch?.maxWait, 'batch wait', v => v >= 0) ?? 0) * 1000,
+            cacheSize: setting(cache?.size, 'cache size', whole) ?? 0,
+            cacheTtl: setting(cache?.ttl, 'cache time-to-live', v => v > 0) ?? Infinity,
+            callers: [] as string[],
+            loc: this.loc(m)
+        };
+        i = this.models.length;
+        this.models.push(decl);
+        this.modelIndex.set(m, i);
+        return i;
+    }
+
+    /** `infer Model(in: expr, …)` → `(await R.infer(model, { in: expr, … }, a, site))`; only in a behaviour body. */
+    private inferCall(e: ast.InferExpr, ctx: Ctx): string {
+        const m = e.model?.ref;
+        if (!m) return this.fail(e, `unresolved model '${e.model?.$refText ?? '?'}'`);
+        if (!ctx.infer) {
+            return this.fail(e, `'infer ${m.name}' can only be used in a behaviour (every, on, when): not in a state's initial value, a condition, a decision's scores or the twin`);
+        }
+        const index = this.model(m);
+        const decl = this.models[index];
+        if (!decl.callers.includes(ctx.infer.agent)) decl.callers.push(ctx.infer.agent);
+        const declared = decl.inputs.map(t => t.name);
+        const seen = new Set<string>();
+        const fields = e.args.map((arg, k) => {
+            const name = arg.name ?? declared[k];
+            if (name === undefined) this.fail(arg, `model '${m.name}' declares no input for argument ${k + 1}`);
+            if (declared.length > 0 && !declared.includes(name)) this.fail(arg, `model '${m.name}' has no input '${name}' (its inputs: ${declared.join(', ')})`);
+            if (seen.has(name)) this.fail(arg, `input '${name}' of model '${m.name}' is given twice`);
+            seen.add(name);
+            return `${JSON.stringify(name)}: ${this.gen(arg.value, ctx)}`;
+        });
+        const missing = declared.filter(n => !seen.has(n));
+        if (missing.length > 0) this.fail(e, `'infer ${m.name}' is missing input${missing.length > 1 ? 's' : ''} ${missing.map(n => `'${n}'`).join(', ')}`);
+        ctx.infer.calls++;
+        return `(await R.infer(${index}, { ${fields.join(', ')} }, a, ${this.site(e)}))`;
     }
 
     private statements(list: ast.Statement[], ctx: Ctx): string {
@@ -711,7 +806,7 @@ class Compiler {
             case 'CallExpr':
                 return this.call(e, ctx);
             case 'InferExpr':
-                return `R.infer(${JSON.stringify(e.model?.ref?.name ?? e.model?.$refText ?? '?')}, ${this.site(e)})`;
+                return this.inferCall(e, ctx);
             case 'DecideExpr': {
                 const d = e.decision?.ref ? this.decisionIndex.get(e.decision.ref) : undefined;
                 if (d === undefined) this.fail(e, 'unresolved decision');

@@ -18,7 +18,7 @@
  * - Agent messages are delivered at the time they are sent, after the current event (and
  *   after every event already scheduled for that time): one delivery event per message.
  */
-import { SimulationError, type ReplicationResult, type ReplicationSpec, type Constant } from './api.js';
+import { SimulationError, type Constant, type InferResult, type ModelHost, type ReplicationResult, type ReplicationSpec } from './api.js';
 import type { InstrSpec, Program } from './compile.js';
 import {
     ARM_OTHERWISE, ARM_PROB, OP_ASSIGN, OP_BRANCH, OP_DELAY, OP_DISPOSE, OP_END, OP_JUMP, OP_RELEASE, OP_ROUTE, OP_SEIZE, OP_WAIT
@@ -71,6 +71,28 @@ class Instr {
 
 /** A message in flight: its channel, fields, the sending agent (group and index; -1 when not an agent) and its trace id. */
 interface Message { channel: number; payload: Record<string, unknown>; from: string; fromG: number; fromA: number; id: number }
+
+/**
+ * A behaviour that calls a model (an async body) and has not finished: the engine resumes
+ * it, one at a time and in the order the calls were made, between simulated instants.
+ */
+interface Activation {
+    readonly g: number;
+    readonly a: number;
+    /** Called when the body, resumed, calls a model again or finishes. */
+    wake: (() => void) | undefined;
+}
+
+/** A model call waiting for its answer: the host's promise and the gate the body awaits. */
+interface PendingInfer {
+    readonly act: Activation;
+    readonly model: number;
+    readonly site: number;
+    readonly wall0: number;
+    readonly answer: Promise<InferResult>;
+    readonly resolve: (outputs: unknown) => void;
+    readonly reject: (error: unknown) => void;
+}
 
 /** The votes of a consensus swarm for one message (channel and fields) in one heartbeat interval. */
 interface Ballot { window: number; voters: Set<number> }
@@ -184,6 +206,16 @@ export class Replication {
     /** Per group under consensus: ballots keyed by channel and fields. */
     private readonly ballots: Map<string, Ballot>[];
 
+    // ---- inference
+    private readonly host: ModelHost | undefined;
+    /** Behaviours started that have not finished (async bodies waiting on a model). */
+    private pendingN = 0;
+    private readonly inferQueue: PendingInfer[] = [];
+    /** The activation whose code runs now (set while a body's synchronous part or a resumed part runs). */
+    private act: Activation | undefined = undefined;
+    /** The first failure of an async body. */
+    private failure: unknown = undefined;
+
     // ---- tracing
     private readonly tr: boolean;
     private readonly sink: TraceSink | undefined;
@@ -199,6 +231,7 @@ export class Replication {
         this.sink = this.tr ? spec.trace : undefined;
         this.wallClock = spec.wallClock ?? defaultWallClock;
         this.wall0 = this.wallClock();
+        this.host = spec.models;
 
         this.streams = p.streamNames.map(name =>
             p.options.streamOverride?.(name, spec.seed, spec.replication) ?? Xoshiro128.of(spec.seed, spec.replication, name));
@@ -289,9 +322,49 @@ export class Replication {
     // ================================================================ run
 
     run(): ReplicationResult {
+        const des = this.start();
+        let stopped = false;
+        if (!des && this.program.hasFlows) {
+            stopped = this.runStocksOnly();
+        } else {
+            if (this.program.hasFlows) this.heap.push(this.dt, EV_SD, 0, 0);
+            stopped = this.loop();
+        }
+        if (this.pendingN !== 0) throw new Error(`twin '${this.program.twin}' calls models: run it with runReplicationAsync`);
+        return this.finish(stopped);
+    }
+
+    /**
+     * The same run, for twins whose agents call models: whenever behaviours wait on a model,
+     * the loop stops before simulated time moves past the current instant; the batched calls
+     * run, then each waiting behaviour resumes in the order its call was made (inference
+     * takes no simulated time), and the loop goes on.
+     */
+    async runAsync(): Promise<ReplicationResult> {
+        if (this.program.usesInference && !this.host) {
+            throw new Error(`twin '${this.program.twin}' has agents that call models: give the replication a model host (ReplicationSpec.models)`);
+        }
+        this.host?.beginReplication({ trace: this.sink, wall: () => this.wall() });
+        const des = this.start();
+        let stopped = false;
+        if (!des && this.program.hasFlows) {
+            await this.settle();
+            stopped = this.runStocksOnly();
+        } else {
+            if (this.program.hasFlows) this.heap.push(this.dt, EV_SD, 0, 0);
+            for (;;) {
+                await this.settle();
+                stopped = this.loop();
+                if (stopped || this.pendingN === 0) break;
+            }
+        }
+        return this.finish(stopped);
+    }
+
+    /** Agents' initial states, timers and first look at conditions; first arrivals, warm-up, heartbeats. Returns whether there is discrete-event work. */
+    private start(): boolean {
         const p = this.program;
         const heap = this.heap;
-        // Agents: initial states, timers, first look at conditions.
         this.initAgents();
         for (let s = 0; s < p.sources.length; s++) {
             if (this.srcLimit[s] > 0) this.scheduleArrival(s);
@@ -303,13 +376,10 @@ export class Replication {
             if (p.coordinators[c].strategy !== 'round-robin' && hb > 0) heap.push(hb, EV_HEARTBEAT, c, 1);
         }
         if (p.hasFlows && Number.isFinite(this.horizon)) this.stockThin = Math.max(1, Math.floor(this.horizon / this.dt / 2000));
-        let stopped = false;
-        if (!des && p.hasFlows) {
-            stopped = this.runStocksOnly();
-        } else {
-            if (p.hasFlows) heap.push(this.dt, EV_SD, 0, 0);
-            stopped = this.loop();
-        }
+        return des;
+    }
+
+    private finish(stopped: boolean): ReplicationResult {
         if (!stopped && Number.isFinite(this.horizon)) this.now = this.horizon;
         this.advanceSD(this.now);
         return {
@@ -328,6 +398,8 @@ export class Replication {
         const checkEvery = spec.onProgress || spec.shouldStop ? 4095 : -1;
         while (heap.n > 0) {
             if (heap.t[0] > horizon) break;
+            // Behaviours wait on models: time moves on only once they have their answers.
+            if (this.pendingN !== 0 && heap.t[0] > this.now) return false;
             heap.pop();
             this.now = heap.topT;
             this.events++;
@@ -813,7 +885,9 @@ export class Replication {
     private behave(g: number, a: number, body: number, msg: unknown, what: string): void {
         this.curG = g; this.curA = a; this.curE = -1;
         const w0 = this.tr ? this.wall() : 0;
-        (this.fns[body] as AgentFn)(a, this.groupStates[g], msg);
+        this.act = undefined;
+        const r = (this.fns[body] as AgentFn)(a, this.groupStates[g], msg);
+        if (r !== undefined) this.track(r as Promise<unknown>, g, a);
         this.dirty = true;
         if (this.tr) {
             this.sink!.record({
@@ -994,8 +1068,116 @@ export class Replication {
         }
     }
 
-    infer(model: string, site: number): never {
-        return this.fail(site, `model '${model}' cannot run yet: inference arrives with the inference layer`);
+    // ================================================================ inference
+
+    /** An async body returned: it is pending until it settles (its first model call, if any, made it the current activation). */
+    private track(body: Promise<unknown>, g: number, a: number): void {
+        const act = this.act ?? { g, a, wake: undefined };
+        this.act = undefined;
+        this.pendingN++;
+        const settled = (): void => {
+            this.pendingN--;
+            const wake = act.wake;
+            act.wake = undefined;
+            wake?.();
+        };
+        body.then(settled, (error: unknown) => {
+            this.failure ??= error;
+            settled();
+        });
+    }
+
+    /**
+     * `infer`: hands the call to the model host now (calls of one instant batch together)
+     * and returns the promise the body awaits; the engine resolves it in `settle`, in the
+     * order the calls were made.
+     */
+    infer(model: number, inputs: Record<string, unknown>, a: number, site: number): Promise<unknown> {
+        const decl = this.program.models[model];
+        if (!this.host) this.fail(site, `model '${decl.name}' needs a model host: run the twin with runReplicationAsync`);
+        const g = this.curG;
+        const act = this.act ?? (this.act = { g, a, wake: undefined });
+        const wall0 = this.tr ? this.wall() : 0;
+        let answer: Promise<InferResult>;
+        try {
+            answer = this.host.infer(model, inputs, { simTime: this.now, subject: this.agentName(g, a), site: this.program.sites[site] });
+        } catch (error) {
+            answer = Promise.reject(error);
+        }
+        // Awaited later, in order; a replication that fails first never awaits it (no unhandled rejection).
+        answer.catch(() => undefined);
+        return new Promise<unknown>((resolve, reject) => {
+            this.inferQueue.push({ act, model, site, wall0, answer, resolve, reject });
+            const wake = act.wake;
+            act.wake = undefined;
+            wake?.();
+        });
+    }
+
+    /**
+     * Runs what the behaviours of this instant asked the models: the host runs its batches,
+     * then each waiting body resumes with its answer, one at a time in the order of the
+     * calls, until every body has finished. Throws the first failure.
+     */
+    private async settle(): Promise<void> {
+        while (this.pendingN !== 0) {
+            const call = this.inferQueue.shift();
+            if (call === undefined) {
+                // Bodies that finished without waiting on a model settle on the next microtasks.
+                await Promise.resolve();
+                if (this.failure !== undefined) throw this.failure;
+                continue;
+            }
+            this.host!.flush();
+            let result: InferResult | undefined;
+            let error: unknown;
+            try {
+                result = await call.answer;
+            } catch (e) {
+                error = e;
+            }
+            const { act } = call;
+            this.curG = act.g; this.curA = act.a; this.curE = -1;
+            this.act = act;
+            const woke = new Promise<void>(resolve => { act.wake = resolve; });
+            if (result !== undefined) {
+                if (this.tr) this.traceInference(call, result);
+                call.resolve(result.outputs);
+            } else {
+                call.reject(this.inferenceError(call, error));
+            }
+            await woke;
+            this.act = undefined;
+            this.dirty = true;
+            if (this.failure !== undefined) throw this.failure;
+            // A resumed body is like an event: what it changed may release waiting entities or fire conditions.
+            if (this.readyN > 0) this.drainReady();
+            if (this.waiters.length > 0 || this.hasWhens) this.recheck();
+            else this.dirty = false;
+        }
+        if (this.failure !== undefined) throw this.failure;
+    }
+
+    private traceInference(call: PendingInfer, result: InferResult): void {
+        const info = result.info;
+        const name = this.program.models[call.model].name;
+        this.sink!.record({
+            kind: 'span', id: this.nextId++, name, cat: 'inference', start: this.now, end: this.now,
+            wallStart: call.wall0, wallEnd: this.wall(), subject: this.agentName(call.act.g, call.act.a),
+            attrs: { model: name, provider: info.provider, batch: info.batch, queueWaitUs: round1(info.queueWaitUs), runUs: round1(info.runUs), cacheHit: info.cacheHit },
+            loc: this.program.sites[call.site]
+        });
+    }
+
+    /** A failed model call: a SimulationError at the `infer`, naming the agent (subject) and the model; the host's line names the tensor. */
+    private inferenceError(call: PendingInfer, error: unknown): SimulationError {
+        const name = this.program.models[call.model].name;
+        const reason = error instanceof Error ? error.message : String(error);
+        const message = reason.includes(`'${name}'`) ? reason : `model '${name}': ${reason}`;
+        const loc = this.program.sites[call.site];
+        const err = new SimulationError(message, loc, this.now, this.agentName(call.act.g, call.act.a));
+        if (this.tr) this.sink!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
+        return err;
     }
 
     member(obj: unknown, name: string, site: number): unknown {
@@ -1108,6 +1290,10 @@ export class Replication {
             wallStart: w, wallEnd: w, subject: this.entityName(e), loc: ins ? this.program.sites[ins.site] : undefined
         });
     }
+}
+
+function round1(x: number): number {
+    return Math.round(x * 10) / 10;
 }
 
 /** A key for "the same message": the channel and the fields, whatever their order. */

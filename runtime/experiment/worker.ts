@@ -2,10 +2,12 @@
  * The body of an experiment worker thread: load and compile the model once (through the
  * loader it is given), then run the jobs it is handed, one replication at a time, and
  * post each outcome back. A failure inside a replication ends that replication only.
+ * A twin whose agents call ONNX models gets one model host per worker (each model loaded
+ * once, kept across jobs) and runs its replications asynchronously.
  */
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CompiledModel } from '../engine/api.js';
+import type { CompiledModel, ModelHost, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import { JsonlTraceWriter } from '../trace/jsonl.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
@@ -23,19 +25,21 @@ export function startWorker(load: ModelLoader): void {
     const post = (message: FromWorker): void => port.postMessage(message);
 
     let model: CompiledModel | undefined;
+    let host: ModelHost | undefined;
     const pending: Job[] = [];
     let loaded = false;
+    let draining = false;
 
     const wallClock = (): number => performance.timeOrigin * 1000 + performance.now() * 1000 - init.wallOrigin;
 
-    const runJob = (m: CompiledModel, job: Job): JobOutcome => {
+    const runJob = async (m: CompiledModel, job: Job): Promise<JobOutcome> => {
         let lastPost = performance.now();
         let lastEvents = 0;
         let events = 0;
         let trace: JsonlTraceWriter | undefined;
         if (job.trace && init.traceFile) trace = new JsonlTraceWriter(fs.openSync(init.traceFile, 'a'));
         try {
-            const result = m.runReplication({
+            const spec: ReplicationSpec = {
                 seed: job.seed,
                 replication: job.replication,
                 horizon: job.horizon,
@@ -61,8 +65,10 @@ export function startWorker(load: ModelLoader): void {
                         lastPost = performance.now();
                     }
                 },
-                shouldStop: () => Atomics.load(stop, 0) !== 0
-            });
+                shouldStop: () => Atomics.load(stop, 0) !== 0,
+                models: host
+            };
+            const result: ReplicationResult = m.usesInference && m.runReplicationAsync ? await m.runReplicationAsync(spec) : m.runReplication(spec);
             if (result.events > lastEvents) post({ type: 'progress', events: result.events - lastEvents, simTime: result.simTime });
             return { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities };
         } catch (error) {
@@ -72,12 +78,17 @@ export function startWorker(load: ModelLoader): void {
         }
     };
 
-    const drain = (): void => {
-        if (!model) return;
-        while (pending.length > 0) {
-            const job = pending.shift()!;
-            const outcome = runJob(model, job);
-            post({ type: 'done', point: job.point, replication: job.replication, outcome });
+    const drain = async (): Promise<void> => {
+        if (!model || draining) return;
+        draining = true;
+        try {
+            while (pending.length > 0) {
+                const job = pending.shift()!;
+                const outcome = await runJob(model, job);
+                post({ type: 'done', point: job.point, replication: job.replication, outcome });
+            }
+        } finally {
+            draining = false;
         }
     };
 
@@ -87,15 +98,22 @@ export function startWorker(load: ModelLoader): void {
             return;
         }
         pending.push(message.job);
-        if (loaded) drain();
+        if (loaded) void drain();
     });
 
-    load(init.source).then(
+    load(init.source).then(async m => {
+        if (m.usesInference && m.models && m.models.length > 0) {
+            // Loaded only here: a twin without models never loads onnxruntime's native code.
+            const { createModelHost } = await import('../inference/model-host.js');
+            host = await createModelHost(m.models, { onWarning: line => process.stderr.write(`warning: ${line}\n`) });
+        }
+        return m;
+    }).then(
         m => {
             model = m;
             loaded = true;
             post({ type: 'ready', twin: m.twin, kpis: m.kpis.map(k => ({ name: k.name, unit: k.unit })) });
-            drain();
+            void drain();
         },
         (error: unknown) => {
             post({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });

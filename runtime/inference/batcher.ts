@@ -49,6 +49,7 @@ export class MicroBatcher {
     private readonly outputNames: readonly string[];
     private queue: Pending[] = [];
     private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+    private runCount = 0;
     /** Set when a batch's outputs did not have one row per input row: from then on every call runs alone. */
     private splitFailed = false;
 
@@ -76,6 +77,11 @@ export class MicroBatcher {
     /** Run what is queued now, without waiting for the window to close. */
     flush(): void {
         if (this.queue.length > 0) this.dispatch();
+    }
+
+    /** `session.run` calls so far (a batch counts once). */
+    get runs(): number {
+        return this.runCount;
     }
 
     /** Calls waiting for their batch to start. */
@@ -108,6 +114,7 @@ export class MicroBatcher {
 
     private async runAlone(feeds: Record<string, ort.Tensor>, queuedAt: number): Promise<BatchedResult> {
         const start = performance.now();
+        this.runCount++;
         const outputs = await this.session.run(feeds);
         const end = performance.now();
         return { outputs, batchSize: 1, queueWaitUs: (start - queuedAt) * 1000, runUs: (end - start) * 1000 };
@@ -125,6 +132,7 @@ export class MicroBatcher {
         }
         let outputs: ort.InferenceSession.OnnxValueMapType;
         const start = performance.now();
+        this.runCount++;
         try {
             outputs = await this.session.run(concatFeeds(batch, this.inputNames));
         } catch (error) {

@@ -75,6 +75,10 @@ export class ResponseCache<V> {
         }
     }
 
+    delete(key: string): void {
+        this.entries.delete(key);
+    }
+
     clear(): void {
         this.entries.clear();
     }

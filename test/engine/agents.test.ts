@@ -2,14 +2,14 @@
  * Agents on the twin's clock: timers, messages (delivered at the send time, after the
  * current event), edge-triggered conditions, decisions by weighted criteria recorded
  * in the trace, a round-robin coordinator, agents changing the twin's stocks, and the
- * clear error of a model call before the inference layer exists. And: every example
- * twin compiles and runs.
+ * clear errors of running a twin whose agents call models without a model host. And:
+ * every example twin compiles and runs (those with models through onnxruntime).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { DecisionRecord, MessageRecord, TraceRecord } from '../../protocol/index.js';
-import { SimulationError } from '../../runtime/engine/api.js';
+import { createModelHost } from '../../runtime/inference/model-host.js';
 import { compile } from './helpers.js';
 
 const twin = `import "shop.agent"
@@ -284,24 +284,17 @@ twin V {
         expect(r.kpis.alarms).toBe(0);
     });
 
-    it('a call to a model fails with a clear message naming it, until the inference layer exists', async () => {
+    it('a twin whose agents call models says how to run it: asynchronously, with a model host', async () => {
         const dir = path.resolve(__dirname, '../../examples/warehouse');
         const m = await compile({
             'warehouse.twin': fs.readFileSync(path.join(dir, 'warehouse.twin'), 'utf8'),
             'replenishment.agent': fs.readFileSync(path.join(dir, 'replenishment.agent'), 'utf8')
         }, { root: dir });
-        let error: unknown;
-        try {
-            m.runReplication({ seed: 42, replication: 0, horizon: 2 * 86400, warmup: 0 });
-        } catch (e) {
-            error = e;
-        }
-        expect(error).toBeInstanceOf(SimulationError);
-        const e = error as SimulationError;
-        expect(e.message).toBe("model 'DemandForecast' cannot run yet: inference arrives with the inference layer");
-        expect(e.simTime).toBe(3600);
-        expect(e.subject).toBe('Replenisher#1');
-        expect(e.loc?.file).toMatch(/replenishment\.agent$/);
+        expect(m.usesInference).toBe(true);
+        expect(m.models?.map(x => x.name)).toEqual(['DemandForecast']);
+        const spec = { seed: 42, replication: 0, horizon: 2 * 86400, warmup: 0 };
+        expect(() => m.runReplication(spec)).toThrow("twin 'Warehouse' has agents that call models (DemandForecast): run it with runReplicationAsync and a model host");
+        await expect(m.runReplicationAsync(spec)).rejects.toThrow("twin 'Warehouse' has agents that call models: give the replication a model host (ReplicationSpec.models)");
     });
 });
 
@@ -317,9 +310,16 @@ describe('examples', () => {
                 for (const name of [...texts[f].matchAll(/^twin (\w+)/gm)].map(x => x[1])) {
                     const m = await compile(texts, { twin: name, root: path.join(root, folder) });
                     const usesInference = Object.values(texts).some(t => /\binfer\s+\w+\s*\(/.test(t));
-                    const run = () => m.runReplication({ seed: 1, replication: 0, horizon: 3600, warmup: 600 });
+                    const spec = { seed: 1, replication: 0, horizon: 3600, warmup: 600 };
+                    const run = () => m.runReplication(spec);
                     if (usesInference) {
-                        expect(run).toThrow(/cannot run yet: inference arrives with the inference layer/);
+                        expect(run).toThrow(/run it with runReplicationAsync/);
+                        const host = await createModelHost(m.models ?? []);
+                        const r = await m.runReplicationAsync({ ...spec, models: host });
+                        expect(r.status).toBe('completed');
+                        expect(Object.keys(r.kpis).length).toBe(m.kpis.length);
+                        expect(host.stats().reduce((n, s) => n + s.calls, 0)).toBeGreaterThan(0);
+                        await host.dispose();
                     } else {
                         const r = run();
                         expect(r.status).toBe('completed');
