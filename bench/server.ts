@@ -1,0 +1,223 @@
+/**
+ * `npm run bench:server`: the runtime server under load, on this machine, now.
+ *
+ * The bank example (M/M/3, ρ = 0.9) with BENCH_CUSTOMERS customers (default 300,000) in one
+ * replication, started through a real `aimatrix serve` (the built CLI, a child process):
+ *  1. tracing off;  2. tracing to the run's file;  3. tracing with 2 live subscribers (real
+ *  ws clients in this process that parse every batch) — customers/s of each (wall time of
+ *  the run, less the start-up of an empty run), and records/s delivered to each subscriber;
+ *  4. a fresh server with one subscriber that stops reading (its socket paused) for
+ *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
+ * Targets: live streaming to two subscribers costs at most 30% of the untraced speed;
+ * the server stays under 200 MB with a stalled subscriber.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import WebSocket from 'ws';
+import { RunResults, RunStart, ServerShutdown, TraceSubscribe, type ParamsOf, type RequestType, type Schema } from '../protocol/index.js';
+
+const ROOT = path.resolve(__dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'aimatrix.cjs');
+const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300_000);
+const ARRIVALS_PER_H = 2.7 * 60;
+const stallArg = process.argv.indexOf('--stall-seconds');
+const STALL_S = stallArg > 0 ? Number(process.argv[stallArg + 1]) : 60;
+
+interface Server { child: ChildProcess; port: number; token: string }
+
+async function serve(dir: string): Promise<Server> {
+    const child = spawn(process.execPath, [BIN, 'serve', '--workspace', dir, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+    const port = await new Promise<number>((resolve, reject) => {
+        let out = '';
+        child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+            out += s;
+            const line = out.split('\n').find(l => l.startsWith('{'));
+            if (line) resolve((JSON.parse(line) as { port: number }).port);
+        });
+        child.once('exit', code => reject(new Error(`aimatrix serve exited with ${code}`)));
+    });
+    const token = (JSON.parse(fs.readFileSync(path.join(dir, '.aimatrix', 'runtime.json'), 'utf8')) as { token: string }).token;
+    return { child, port, token };
+}
+
+class Rpc {
+    private next = 1;
+    private readonly pending = new Map<number, (v: { result?: unknown; error?: { message: string } }) => void>();
+    records = 0;
+    gaps = 0;
+    missed = 0;
+    firstAt = 0;
+    endAt = 0;
+    private onEnd: (() => void) | undefined;
+
+    constructor(readonly ws: WebSocket) {
+        ws.on('message', (data: Buffer) => {
+            const m = JSON.parse(data.toString('utf8')) as { id?: number; method?: string; params?: { records?: unknown[]; missed?: number }; result?: unknown; error?: { message: string } };
+            if (m.method === 'trace.batch') {
+                if (this.firstAt === 0) this.firstAt = performance.now();
+                this.records += m.params!.records!.length;
+            } else if (m.method === 'trace.gap') {
+                this.gaps++;
+                this.missed += m.params!.missed!;
+            } else if (m.method === 'trace.end') {
+                this.endAt = performance.now();
+                this.onEnd?.();
+            } else if (typeof m.id === 'number') {
+                this.pending.get(m.id)?.(m);
+                this.pending.delete(m.id);
+            }
+        });
+    }
+
+    static open(server: Server): Promise<Rpc> {
+        return new Promise((resolve, reject) => {
+            const ws = new WebSocket(`ws://127.0.0.1:${server.port}/`, { headers: { authorization: `Bearer ${server.token}` } });
+            ws.once('open', () => resolve(new Rpc(ws)));
+            ws.once('error', reject);
+        });
+    }
+
+    request<S extends Schema, R>(type: RequestType<S, R>, params: ParamsOf<S>): Promise<R> {
+        const id = this.next++;
+        return new Promise((resolve, reject) => {
+            this.pending.set(id, m => m.error ? reject(new Error(m.error.message)) : resolve(m.result as R));
+            this.ws.send(JSON.stringify({ jsonrpc: '2.0', id, method: type.method, params }));
+        });
+    }
+
+    ended(): Promise<void> {
+        return this.endAt > 0 ? Promise.resolve() : new Promise(resolve => { this.onEnd = resolve; });
+    }
+}
+
+async function waitForEnd(rpc: Rpc, runId: string): Promise<{ wallMs: number; served: number; events: number }> {
+    for (;;) {
+        const r = await rpc.request(RunResults, { runId });
+        if (r.results) {
+            return { wallMs: r.results.wallMs, served: r.results.points[0].kpis.served.mean ?? 0, events: r.results.events };
+        }
+        await new Promise(res => setTimeout(res, 50));
+    }
+}
+
+function rss(pid: number): { rss: number; hwm: number } {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (key: string): number => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
+    return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 };
+}
+
+const fmt = (x: number, digits = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const mb = (bytes: number): string => `${fmt(bytes / 2 ** 20, 1)} MB`;
+
+async function main(): Promise<void> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-bench-server-'));
+    const hours = CUSTOMERS / ARRIVALS_PER_H;
+    fs.writeFileSync(path.join(dir, 'bank.twin'), fs.readFileSync(path.join(ROOT, 'examples', 'bank', 'bank.twin'), 'utf8') + `
+experiment Bench for Bank {
+  horizon ${hours.toFixed(3)} h
+  replications 1
+  seed 1
+}
+experiment Empty for Bank {
+  horizon 1 min
+  replications 1
+  seed 1
+}
+`);
+    console.log(`node ${process.version}, ${os.availableParallelism()} cores; bank (M/M/3, rho 0.9), ~${fmt(CUSTOMERS)} customers, 1 replication, 1 worker\n`);
+    const server = await serve(dir);
+    const control = await Rpc.open(server);
+    try {
+        const run = async (trace: boolean, subscribers: number): Promise<{ wallMs: number; customers: number; subs: Rpc[] }> => {
+            const subs = await Promise.all(Array.from({ length: subscribers }, () => Rpc.open(server)));
+            const { runId } = await control.request(RunStart, { file: 'bank.twin', experiment: 'Bench', workers: 1, trace });
+            // Buffers as large as the trace: every record is delivered, and counted.
+            await Promise.all(subs.map(s => s.request(TraceSubscribe, { runId, buffer: 1e9 })));
+            const end = await waitForEnd(control, runId);
+            await Promise.all(subs.map(s => s.ended()));
+            for (const s of subs) s.ws.close();
+            fs.rmSync(path.join(dir, '.aimatrix', 'runs', runId), { recursive: true, force: true });
+            return { wallMs: end.wallMs, customers: end.served * hours, subs };
+        };
+        const emptyRun = async (): Promise<number> => {
+            const { runId } = await control.request(RunStart, { file: 'bank.twin', experiment: 'Empty', workers: 1, trace: false });
+            return (await waitForEnd(control, runId)).wallMs;
+        };
+        await emptyRun(); // warm the file cache
+        const startup = Math.min(await emptyRun(), await emptyRun());
+        const best = async (trace: boolean, subscribers: number): Promise<Awaited<ReturnType<typeof run>>> => {
+            const a = await run(trace, subscribers);
+            const b = await run(trace, subscribers);
+            return a.wallMs <= b.wallMs ? a : b;
+        };
+        const off = await best(false, 0);
+        const file = await best(true, 0);
+        const live = await best(true, 2);
+        const rate = (r: { wallMs: number; customers: number }): number => r.customers / (Math.max(1, r.wallMs - startup) / 1000);
+        const offRate = rate(off), fileRate = rate(file), liveRate = rate(live);
+        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile)`);
+        console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs)} ms`);
+        console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs)} ms   ${fmt((100 * fileRate) / offRate, 1)}% of off`);
+        console.log(`  tracing, 2 live subscribers ${fmt(liveRate).padStart(12)}   ${fmt(live.wallMs)} ms   ${fmt((100 * liveRate) / offRate, 1)}% of off`);
+        live.subs.forEach((s, i) => {
+            const seconds = (s.endAt - s.firstAt) / 1000;
+            console.log(`  subscriber ${i + 1}: ${fmt(s.records)} records in ${fmt(seconds, 2)} s = ${fmt(s.records / seconds)} records/s delivered, ${s.missed} dropped`);
+        });
+        const cost = 1 - liveRate / offRate;
+        console.log(`  cost of live streaming to 2 subscribers: ${fmt(100 * cost, 1)}% of untraced speed (target ≤ 30%)  ${cost <= 0.3 ? 'PASS' : 'MISS'}`);
+    } finally {
+        await control.request(ServerShutdown, {}).catch(() => undefined);
+        await new Promise(resolve => server.child.once('exit', resolve));
+    }
+
+    // 4. A stalled subscriber over STALL_S seconds, against a fresh server.
+    const fresh = await serve(dir);
+    const ctl = await Rpc.open(fresh);
+    const stalled = await Rpc.open(fresh);
+    const raw = (stalled.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    let peak = 0;
+    let runs = 0;
+    let subscribed = 0;
+    const sampler = setInterval(() => { peak = Math.max(peak, rss(fresh.child.pid!).rss); }, 100);
+    // The same traced run with no subscriber first: the server's own footprint (language services, the worker thread's engine).
+    {
+        const { runId } = await ctl.request(RunStart, { file: 'bank.twin', experiment: 'Bench', workers: 1, trace: true });
+        await waitForEnd(ctl, runId);
+        fs.rmSync(path.join(dir, '.aimatrix', 'runs', runId), { recursive: true, force: true });
+    }
+    const baseline = peak;
+    const started = performance.now();
+    let stallStart = 0;
+    try {
+        while ((performance.now() - started) / 1000 < STALL_S) {
+            const { runId } = await ctl.request(RunStart, { file: 'bank.twin', experiment: 'Bench', workers: 1, trace: true });
+            // The stalled subscriber's requests go out; it reads nothing back.
+            stalled.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1000 + runs, method: TraceSubscribe.method, params: { runId } }));
+            subscribed++;
+            if (runs === 0) {
+                raw.pause();
+                stallStart = performance.now();
+            }
+            await waitForEnd(ctl, runId);
+            runs++;
+            // Keep the disk in check: the run's trace goes once it has ended (the server keeps its open file).
+            fs.rmSync(path.join(dir, '.aimatrix', 'runs', runId), { recursive: true, force: true });
+        }
+        const held = (performance.now() - stallStart) / 1000;
+        console.log(`\nStalled subscriber (socket not read for ${fmt(held, 1)} s, ${runs} traced runs of ~${fmt(CUSTOMERS)} customers back to back, ${subscribed} subscriptions)`);
+        console.log(`  server peak RSS ${mb(peak)} (target < 200 MB)  ${peak < 200 * 2 ** 20 ? 'PASS' : 'MISS'};  the same traced run without subscribers: ${mb(baseline)}`);
+    } finally {
+        clearInterval(sampler);
+        raw.resume();
+        await ctl.request(ServerShutdown, {}).catch(() => undefined);
+        await new Promise(resolve => fresh.child.once('exit', resolve));
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+main().catch((error: unknown) => {
+    console.error(error instanceof Error ? error.message : String(error));
+    process.exitCode = 1;
+});
