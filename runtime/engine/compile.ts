@@ -14,7 +14,7 @@ import * as ast from '../../language-server/generated/ast.js';
 import { findBuiltin } from '../../language-server/src/builtins.js';
 import { SECONDS_PER, inferDim, unitSpecDim, unitSpecText, unquote, type Dim, type TimeUnitName } from '../../language-server/src/units.js';
 import type { SourceLocation } from '../../protocol/index.js';
-import type { CompiledModel, Constant, KpiInfo, ModelDecl, ParamInfo, ParamKind, TensorDecl } from './api.js';
+import type { CompiledModel, Constant, KpiInfo, ModelDecl, ParamInfo, ParamKind, ReplicationResult, ReplicationSpec, TensorDecl } from './api.js';
 import type { Uniform } from './random.js';
 import { Replication } from './runtime.js';
 import { FIFO, LIFO, PRIORITY } from './structures.js';
@@ -141,6 +141,9 @@ export interface Program {
 
 export interface CompiledTwin extends CompiledModel {
     readonly program: Program;
+    readonly models: readonly ModelDecl[];
+    readonly usesInference: boolean;
+    runReplicationAsync(spec: ReplicationSpec): Promise<ReplicationResult>;
     /** Names of the random streams the model draws from (one per sampling site). */
     readonly streamNames: readonly string[];
 }
