@@ -1,0 +1,66 @@
+/**
+ * The warehouse example through the built CLI, as a user runs it: KPIs in --json, inference
+ * spans and the chosen provider in the trace, the provider fallback said once per worker on
+ * stderr, and the same numbers with one worker or two.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { InstantRecord, SpanRecord, TraceRecord } from '../../protocol/index.js';
+import { ensureBuilt, ROOT } from '../support/build.js';
+
+const BIN = path.join(ROOT, 'bin', 'aimatrix.cjs');
+let dir: string;
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function aimatrix(args: string[]): Promise<Run> {
+    return new Promise(resolve => {
+        execFile(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, AIMATRIX_DEBUG: '' }, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+            resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
+        });
+    });
+}
+
+beforeAll(async () => {
+    await ensureBuilt();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-warehouse-'));
+    fs.cpSync(path.join(ROOT, 'examples', 'warehouse'), dir, { recursive: true });
+}, 300_000);
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+interface Report { state: string; points: { kpis: Record<string, { mean: number; n: number }> }[]; errors: unknown[] }
+
+describe('examples/warehouse through `aimatrix run`', () => {
+    it('runs end to end: KPIs, inference spans with provider and batch, and the same numbers with 1 and 2 workers', async () => {
+        const args = ['run', 'warehouse.twin', '--experiment', 'Month', '--replications', '4', '--horizon', '3d', '--json'];
+        const one = await aimatrix([...args, '--workers', '1', '--trace', 'one.jsonl']);
+        expect(one.code, one.stderr).toBe(0);
+        const report = JSON.parse(one.stdout) as Report;
+        expect(report.state).toBe('completed');
+        expect(report.errors).toEqual([]);
+        const kpis = report.points[0].kpis;
+        expect(kpis.purchases.n).toBe(4);
+        expect(kpis.purchases.mean).toBeGreaterThan(0);
+        expect(Number.isFinite(kpis.leadTime.mean)).toBe(true);
+        // CUDA/TensorRT are not on this machine: one line per worker says so, naming both providers.
+        const warnings = one.stderr.split('\n').filter(l => l.startsWith('warning:'));
+        expect(warnings.length).toBe(1);
+        expect(warnings[0]).toMatch(/^warning: model 'DemandForecast': provider '\w+' is not available here; using '\w+'$/);
+
+        const records = fs.readFileSync(path.join(dir, 'one.jsonl'), 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l) as TraceRecord);
+        const spans = records.filter((r): r is SpanRecord => r.kind === 'span' && r.cat === 'inference');
+        expect(spans.length).toBe(72); // every hour for 3 days
+        expect(spans[0]).toMatchObject({ name: 'DemandForecast', subject: 'Replenisher#1', start: 3600, end: 3600 });
+        expect(Object.keys(spans[0].attrs ?? {}).sort()).toEqual(['batch', 'cacheHit', 'model', 'provider', 'queueWaitUs', 'runUs']);
+        const loaded = records.find((r): r is InstantRecord => r.kind === 'instant' && r.name === 'model loaded');
+        expect(loaded?.attrs?.provider).toBe(spans[0].attrs?.provider);
+        expect(loaded?.attrs?.fallback).toMatch(/is not available here; using/);
+
+        const two = await aimatrix([...args, '--workers', '2']);
+        expect(two.code, two.stderr).toBe(0);
+        expect((JSON.parse(two.stdout) as Report).points).toEqual(report.points);
+    }, 120_000);
+});
