@@ -38,14 +38,14 @@ export function registerProfile(program: Command, setExitCode: (code: number) =>
     program.command('profile')
         .description('profile an ONNX model: latency percentiles, throughput, memory and per-operator time, providers and batch sizes side by side')
         .argument('<model>', 'an .onnx file')
-        .option('--provider <name>', `execution provider, repeatable to compare (${PROVIDER_NAMES.join(', ')}; default cpu)`, provider, [])
+        .option('--provider <name>', `execution provider, repeatable to compare (${PROVIDER_NAMES.join(', ')}; default cpu)`, provider)
         .option('--batch <sizes>', 'batch sizes, comma-separated (default 1)', batchList)
         .option('--concurrency <n>', 'concurrent callers; above 1 also measures micro-batched calls (default 1)', whole(1))
         .option('--warmup <n>', 'untimed runs before each timed run (default 100)', whole(0))
         .option('--iterations <n>', 'timed calls per run, over all callers (default 1000)', whole(1))
         .option('--duration <seconds>', 'time each run for this long instead of a number of calls', seconds)
         .option('--threads <n>', 'ONNX Runtime intra-op threads (default: its own choice; inter-op is 1)', whole(1))
-        .option('--dim <name=size>', "size of a dynamic dimension other than the batch: NAME=SIZE or 'INPUT[AXIS]=SIZE'; repeatable", collect, [])
+        .option('--dim <name=size>', "size of a dynamic dimension other than the batch: NAME=SIZE or 'INPUT[AXIS]=SIZE'; repeatable", collect)
         .option('--json', 'print one JSON document')
         .option('--out <file>', "keep ONNX Runtime's raw profile (Chrome trace JSON, opens in Perfetto) in FILE instead of deleting it")
         .addHelpText('after', [
@@ -54,6 +54,8 @@ export function registerProfile(program: Command, setExitCode: (code: number) =>
             'per-operator breakdown comes from a separate short run with it on (self time per node).',
             'The batch size fills each input\'s batch dimension (the first dynamic one); inputs are',
             'seeded random tensors of the model\'s element types. Throughput counts items (calls × batch).',
+            'Memory is the process RSS before the first session and after the last timed run. With',
+            'several providers running, --out trace.json keeps the first one\'s profile there, the others\' in trace.<provider>.json.',
             '',
             '--json prints {"model","inputs":[{"name","type","shape"}],"runs":[{"provider","requestedProvider",',
             '"batch","concurrency","batching","iterations","latencyMs":{"mean","p50","p95","p99","min","max"},',
@@ -92,13 +94,13 @@ function batchList(value: string): number[] {
     return sizes;
 }
 
-function provider(value: string, previous: string[]): string[] {
+function provider(value: string, previous: string[] | undefined): string[] {
     if (!isProviderName(value)) throw new InvalidArgumentError(`unknown execution provider '${value}' (known: ${PROVIDER_NAMES.join(', ')}).`);
-    return [...previous, value];
+    return [...(previous ?? []), value];
 }
 
-function collect(value: string, previous: string[]): string[] {
-    return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+    return [...(previous ?? []), value];
 }
 
 /** Runs the command; returns the exit status. Every error is one line on stderr. */
