@@ -41,7 +41,7 @@ export function registerProfile(program: Command, setExitCode: (code: number) =>
         .option('--provider <name>', `execution provider, repeatable to compare (${PROVIDER_NAMES.join(', ')}; default cpu)`, provider)
         .option('--batch <sizes>', 'batch sizes, comma-separated (default 1)', batchList)
         .option('--concurrency <n>', 'concurrent callers; above 1 also measures micro-batched calls (default 1)', whole(1))
-        .option('--warmup <n>', 'untimed runs before each timed run (default 100)', whole(0))
+        .option('--warmup <n>', 'untimed runs before each timed run, per caller (default 100)', whole(0))
         .option('--iterations <n>', 'timed calls per run, over all callers (default 1000)', whole(1))
         .option('--duration <seconds>', 'time each run for this long instead of a number of calls', seconds)
         .option('--threads <n>', 'ONNX Runtime intra-op threads (default: its own choice; inter-op is 1)', whole(1))
@@ -51,7 +51,8 @@ export function registerProfile(program: Command, setExitCode: (code: number) =>
         .addHelpText('after', [
             '',
             'Timed runs use a session without ONNX Runtime\'s profiling (it would triple latency); the',
-            'per-operator breakdown comes from a separate short run with it on (self time per node).',
+            'per-operator breakdown comes from a separate short run with it on (20 runs at the first batch',
+            'size, self time per node: a control-flow node\'s subgraph kernels count in their own rows).',
             'The batch size fills each input\'s batch dimension (the first dynamic one); inputs are',
             'seeded random tensors of the model\'s element types. Throughput counts items (calls × batch).',
             'Memory is the process RSS before the first session and after the last timed run. With',

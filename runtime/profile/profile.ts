@@ -43,7 +43,7 @@ export interface ProfileOptions {
     readonly batches?: readonly number[];
     /** Concurrent callers (default 1). */
     readonly concurrency?: number;
-    /** Untimed runs before each timed run (default 100). */
+    /** Untimed runs before each timed run, per caller (default 100). */
     readonly warmup?: number;
     /** Timed calls per run, over all callers (default 1000 unless durationSec is given). */
     readonly iterations?: number;
@@ -201,7 +201,7 @@ async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Re
 async function timeConcurrent(
     call: (feeds: Feeds) => Promise<unknown>, callerFeeds: readonly Feeds[], r: Resolved
 ): Promise<{ samples: Float64Array; wallNs: bigint }> {
-    const warm = Math.max(r.warmup, callerFeeds.length);
+    const warm = r.warmup * callerFeeds.length;
     let w = 0;
     await Promise.all(callerFeeds.map(async feeds => { while (w++ < warm) await call(feeds); }));
     if (r.iterations !== undefined) {
@@ -292,7 +292,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
         throw new ProfileUsageError(`${r.model}: no input has a dynamic dimension to batch on, so only --batch 1 applies`);
     }
     const smi = options.nvidiaSmi === undefined ? findOnPath('nvidia-smi') : options.nvidiaSmi ?? undefined;
-    if (smi === undefined) onProgress({ kind: 'note', message: 'nvidia-smi not found: no GPU utilisation or memory samples' });
+    if (smi === undefined && options.nvidiaSmi === undefined) onProgress({ kind: 'note', message: 'nvidia-smi not found: no GPU utilisation or memory samples' });
     let gpu: GpuSample[] | null = smi !== undefined ? [] : null;
     let gpuFailed = false;
 
