@@ -108,6 +108,15 @@ function rss(pid: number): { rss: number; hwm: number } {
     return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 };
 }
 
+/** CPU seconds of a process (all threads: the experiment worker, V8's helpers) and of its main thread (the server's event loop). */
+function cpu(pid: number): { total: number; main: number } {
+    const ticks = (file: string): number => {
+        const fields = fs.readFileSync(file, 'utf8').replace(/^.*\) /s, '').split(' ');
+        return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+    };
+    return { total: ticks(`/proc/${pid}/stat`) / 100, main: ticks(`/proc/${pid}/task/${pid}/stat`) / 100 };
+}
+
 const fmt = (x: number, digits = 0): string => x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 const mb = (bytes: number): string => `${fmt(bytes / 2 ** 20, 1)} MB`;
 
@@ -126,20 +135,28 @@ experiment Empty for Bank {
   seed 1
 }
 `);
+    console.log(`load average ${os.loadavg().map(x => x.toFixed(2)).join(' ')} at the start`);
     console.log(`node ${process.version}, ${os.availableParallelism()} cores; bank (M/M/3, rho 0.9), ~${fmt(CUSTOMERS)} customers, 1 replication, 1 worker\n`);
     const server = await serve(dir);
     const control = await Rpc.open(server);
     try {
-        const run = async (trace: boolean, subscribers: number): Promise<{ wallMs: number; customers: number; subs: Rpc[] }> => {
+        const run = async (trace: boolean, subscribers: number): Promise<{ wallMs: number; customers: number; subs: Rpc[]; serverCpu: number; mainCpu: number; clientCpu: number }> => {
             const subs = await Promise.all(Array.from({ length: subscribers }, () => Rpc.open(server)));
+            const cpu0 = cpu(server.child.pid!);
+            const client0 = process.cpuUsage();
             const { runId } = await control.request(RunStart, { file: 'bank.twin', experiment: 'Bench', workers: 1, trace });
             // Buffers as large as the trace: every record is delivered, and counted.
             await Promise.all(subs.map(s => s.request(TraceSubscribe, { runId, buffer: 1e9 })));
             const end = await waitForEnd(control, runId);
             await Promise.all(subs.map(s => s.ended()));
+            const cpu1 = cpu(server.child.pid!);
+            const client1 = process.cpuUsage(client0);
             for (const s of subs) s.ws.close();
             fs.rmSync(path.join(dir, '.aimatrix', 'runs', runId), { recursive: true, force: true });
-            return { wallMs: end.wallMs, customers: end.served * hours, subs };
+            return {
+                wallMs: end.wallMs, customers: end.served * hours, subs,
+                serverCpu: cpu1.total - cpu0.total, mainCpu: cpu1.main - cpu0.main, clientCpu: (client1.user + client1.system) / 1e6
+            };
         };
         const emptyRun = async (): Promise<number> => {
             const { runId } = await control.request(RunStart, { file: 'bank.twin', experiment: 'Empty', workers: 1, trace: false });
@@ -157,10 +174,11 @@ experiment Empty for Bank {
         const live = await best(true, 2);
         const rate = (r: { wallMs: number; customers: number }): number => r.customers / (Math.max(1, r.wallMs - startup) / 1000);
         const offRate = rate(off), fileRate = rate(file), liveRate = rate(live);
-        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile)`);
-        console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs)} ms`);
-        console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs)} ms   ${fmt((100 * fileRate) / offRate, 1)}% of off`);
-        console.log(`  tracing, 2 live subscribers ${fmt(liveRate).padStart(12)}   ${fmt(live.wallMs)} ms   ${fmt((100 * liveRate) / offRate, 1)}% of off`);
+        const cpuText = (r: Awaited<ReturnType<typeof run>>): string => `CPU: server ${fmt(r.serverCpu, 2)} s (event loop ${fmt(r.mainCpu, 2)} s)${r.subs.length ? `, subscribers ${fmt(r.clientCpu, 2)} s` : ''}`;
+        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of 2`);
+        console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs).padStart(7)} ms            ${cpuText(off)}`);
+        console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs).padStart(7)} ms  ${fmt((100 * fileRate) / offRate, 1).padStart(5)}% of off  ${cpuText(file)}`);
+        console.log(`  tracing, 2 live subscribers ${fmt(liveRate).padStart(12)}   ${fmt(live.wallMs).padStart(7)} ms  ${fmt((100 * liveRate) / offRate, 1).padStart(5)}% of off  ${cpuText(live)}`);
         live.subs.forEach((s, i) => {
             const seconds = (s.endAt - s.firstAt) / 1000;
             console.log(`  subscriber ${i + 1}: ${fmt(s.records)} records in ${fmt(seconds, 2)} s = ${fmt(s.records / seconds)} records/s delivered, ${s.missed} dropped`);

@@ -46,14 +46,15 @@ export const RpcErrorCode = {
 
 /** One parameter field: its JSON type, whether it may be left out, and a lower bound for numbers. */
 export interface FieldSpec {
-    readonly type: 'string' | 'integer' | 'boolean' | 'strings';
+    readonly type: 'string' | 'integer' | 'boolean' | 'strings' | 'integers';
     readonly optional: boolean;
     readonly min?: number;
 }
 type FieldValue<F extends FieldSpec> = F['type'] extends 'string' ? string
     : F['type'] extends 'integer' ? number
         : F['type'] extends 'boolean' ? boolean
-            : readonly string[];
+            : F['type'] extends 'integers' ? readonly number[]
+                : readonly string[];
 export type Schema = Readonly<Record<string, FieldSpec>>;
 type RequiredKeys<S extends Schema> = { [K in keyof S]: S[K]['optional'] extends true ? never : K }[keyof S];
 type OptionalKeys<S extends Schema> = { [K in keyof S]: S[K]['optional'] extends true ? K : never }[keyof S];
@@ -91,6 +92,11 @@ export function checkParams(schema: Schema, params: unknown): string | undefined
                 break;
             case 'strings':
                 if (!Array.isArray(value) || !value.every(v => typeof v === 'string')) return `'${key}' must be an array of strings`;
+                break;
+            case 'integers':
+                if (!Array.isArray(value) || !value.every(v => typeof v === 'number' && Number.isSafeInteger(v) && (spec.min === undefined || v >= spec.min))) {
+                    return `'${key}' must be an array of whole numbers${spec.min !== undefined ? ` ≥ ${spec.min}` : ''}`;
+                }
                 break;
         }
     }
@@ -235,13 +241,20 @@ export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq
 export const TraceUnsubscribe = request<{ readonly unsubscribed: boolean }>()('trace.unsubscribe', runRef);
 
 export const ModelsList = request<{ readonly models: readonly ModelInfo[] }>()('models.list', {});
-/** Profiles an ONNX model inside the workspace; the result is the profiler's report. */
+/**
+ * Profiles an ONNX model inside the workspace (runtime/profile `profileModel`); the result is
+ * its `ProfileReport` (latency percentiles per provider and batch size, per-operator times).
+ * `model.profileProgress` notifications go to the asking client while it runs.
+ */
 export const ModelProfile = request<unknown>()('model.profile', {
     file: field('string'),
-    runs: optional('integer', 1),
+    providers: optional('strings'),
+    batches: optional('integers', 1),
+    concurrency: optional('integer', 1),
     warmup: optional('integer', 0),
-    batchSizes: optional('strings'),
-    providers: optional('strings')
+    iterations: optional('integer', 1),
+    threads: optional('integer', 1),
+    opRuns: optional('integer', 0)
 });
 
 export const REQUESTS = [
@@ -268,3 +281,5 @@ export const RunProgress = notification<{
     readonly elapsedMs: number;
 }>('run.progress');
 export const RunStateChanged = notification<{ readonly runId: string; readonly state: RunState; readonly reason?: string }>('run.state');
+/** What the profiler is doing (`stage`, `note`, `warning`), for the client that asked for `model.profile`. */
+export const ModelProfileProgress = notification<{ readonly file: string; readonly kind: 'stage' | 'note' | 'warning' | 'run'; readonly message: string }>('model.profileProgress');

@@ -9,6 +9,8 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { liveServer } from '../server/connection-file.js';
 import { Logger } from '../server/log.js';
 import { RuntimeServer } from '../server/server.js';
+import { profileModel, ProfileUsageError } from '../profile/index.js';
+import { RunError } from '../server/run-manager.js';
 
 interface ServeOptions {
     port: number;
@@ -66,7 +68,19 @@ async function serveCommand(opts: ServeOptions): Promise<number> {
     const log = new Logger(process.stderr, opts.quiet ? 'warn' : 'info');
     const server = new RuntimeServer({
         workspace, port: opts.port, version: VERSION, workerEntry: path.join(__dirname, 'worker.cjs'), log,
-        maxPayload: opts.maxFrame, allowOrigins: opts.allowOrigin, limits: { maxLag: opts.subscriberBuffer }
+        maxPayload: opts.maxFrame, allowOrigins: opts.allowOrigin, limits: { maxLag: opts.subscriberBuffer },
+        profile: async (model, params, onProgress) => {
+            try {
+                return await profileModel({
+                    model, providers: params.providers, batches: params.batches, concurrency: params.concurrency, warmup: params.warmup,
+                    iterations: params.iterations, threads: params.threads, opRuns: params.opRuns
+                }, p => onProgress(p.kind, p.kind === 'run' ? `${p.run.provider} batch ${p.run.batch}` : p.message));
+            } catch (error) {
+                // A model or options the profiler cannot use: the client's mistake, said in one line.
+                if (error instanceof ProfileUsageError || (error instanceof Error && error.name === 'ProfileError')) throw new RunError(error.message, 'usage');
+                throw error;
+            }
+        }
     });
     const onSignal = (signal: NodeJS.Signals): void => { void server.stop(`${signal}`); };
     const onCrash = (error: unknown): void => {

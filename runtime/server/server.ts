@@ -16,7 +16,7 @@ import type { IncomingMessage } from 'node:http';
 import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
-    checkParams, ModelProfile, ModelsList, RpcErrorCode, RunPause, RunProgress, RunResults, RunResume, RunsList, RunStart,
+    checkParams, ModelProfile, ModelProfileProgress, ModelsList, RpcErrorCode, RunPause, RunProgress, RunResults, RunResume, RunsList, RunStart,
     RunStateChanged, RunStop, RUNTIME_PROTOCOL_VERSION, ServerAllowOrigin, ServerInfo, ServerShutdown, TraceSubscribe,
     TraceUnsubscribe, type NotificationType, type ParamsOf, type RequestType, type Schema
 } from '../../protocol/index.js';
@@ -41,7 +41,7 @@ export interface ServerOptions {
     readonly allowOrigins?: readonly string[];
     readonly limits?: Partial<SubscriptionLimits>;
     /** Profiles a model (runtime/profile); absent: model.profile answers that profiling is not available. */
-    readonly profile?: (file: string, params: ParamsOf<typeof ModelProfile.params>) => Promise<unknown>;
+    readonly profile?: (file: string, params: ParamsOf<typeof ModelProfile.params>, onProgress: (kind: 'stage' | 'note' | 'warning' | 'run', message: string) => void) => Promise<unknown>;
 }
 
 /** What the server knows about one connection. */
@@ -290,10 +290,15 @@ export class RuntimeServer {
             return { unsubscribed: true };
         });
         this.method(ModelsList, () => ({ models: listModels(this.workspaceReal) }));
-        this.method(ModelProfile, async params => {
+        this.method(ModelProfile, async (params, client) => {
             const file = resolveInWorkspace(this.workspaceReal, params.file);
             if (!this.options.profile) throw new JSONRPCErrorException('model.profile: the profiler is not available in this build', RpcErrorCode.InternalError);
-            return await this.options.profile(file, params);
+            this.log.info(`client ${client.id} profiles ${params.file}`);
+            return await this.options.profile(file, params, (kind, message) => {
+                if (client.socket.readyState === client.socket.OPEN) {
+                    client.socket.send(JSON.stringify({ jsonrpc: '2.0', method: ModelProfileProgress.method, params: { file: params.file, kind, message } }));
+                }
+            });
         });
     }
 

@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-    ModelsList, RpcErrorCode, RunPause, RunProgress, RunResults, RunResume, RunsList, RunStart, RunStateChanged, RunStop,
+    ModelProfile, ModelProfileProgress, ModelsList, RpcErrorCode, RunPause, RunProgress, RunResults, RunResume, RunsList, RunStart, RunStateChanged, RunStop,
     ServerInfo, ServerShutdown
 } from '../../protocol/index.js';
 import { ensureBuilt } from '../support/build.js';
+import { identityModel } from '../support/onnx-models.js';
 import { Client, serve, workspace, type Served } from './support.js';
 
 let dir: string;
@@ -84,7 +85,22 @@ describe('aimatrix serve: the run lifecycle', () => {
         await expect(client.request(RunStart, { file: 'shop.twin', experiment: 'Nope' })).rejects.toMatchObject({ code: RpcErrorCode.InvalidParams });
         await expect(client.request(RunStart, { file: 'missing.twin' })).rejects.toMatchObject({ code: RpcErrorCode.NotFound });
         await expect(client.request(RunResults, { runId: 'zzz' })).rejects.toMatchObject({ code: RpcErrorCode.NotFound });
-        expect((await client.request(ModelsList, {})).models).toEqual([]);
+    });
+
+    it('lists the ONNX models of the workspace and profiles one', async () => {
+        fs.mkdirSync(path.join(dir, 'models'));
+        fs.writeFileSync(path.join(dir, 'models', 'id.onnx'), identityModel());
+        fs.writeFileSync(path.join(dir, 'models', 'junk.onnx'), 'not a model');
+        const { models } = await client.request(ModelsList, {});
+        expect(models.map(m => m.file)).toEqual(['models/id.onnx', 'models/junk.onnx']);
+        expect(models[0].inputs!.length).toBe(1);
+        expect(models[0].outputs!.length).toBe(1);
+        expect(models[1].error).toBeDefined();
+        const report = await client.request(ModelProfile, { file: 'models/id.onnx', warmup: 2, iterations: 20, opRuns: 0 }) as { runs: Array<{ provider: string; batch: number }> };
+        expect(report.runs[0]).toMatchObject({ provider: 'cpu', batch: 1 });
+        expect(client.of(ModelProfileProgress).some(p => p.file === 'models/id.onnx')).toBe(true);
+        await expect(client.request(ModelProfile, { file: 'models/junk.onnx' })).rejects.toBeDefined();
+        await expect(client.request(ModelProfile, { file: 'models/id.onnx', batches: [0] })).rejects.toMatchObject({ code: RpcErrorCode.InvalidParams });
     });
 
     it('shuts down on request: removes the connection file and exits 0', async () => {
