@@ -139,10 +139,12 @@ export class RuntimeServer {
                 for (const s of client.subscriptions.values()) s.close();
                 client.socket.close(1001, 'server stopping');
             }
+            // A second for the closing handshakes, then whoever did not answer is cut off.
+            for (let waited = 0; this.clients.size > 0 && waited < 1000; waited += 20) await new Promise(r => setTimeout(r, 20));
+            for (const client of this.clients) client.socket.terminate();
             await new Promise<void>(resolve => {
                 if (!this.wss) return resolve();
                 this.wss.close(() => resolve());
-                for (const client of this.clients) client.socket.terminate();
             });
             this.log.info('stopped');
             this.resolveStopped();

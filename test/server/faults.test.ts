@@ -79,5 +79,11 @@ describe('kill -9 of the server during a run', () => {
         expect(end.params).toMatchObject({ runId, seq: records.length, state: 'incomplete' });
         again.close();
         client.close();
+
+        // SIGTERM stops it cleanly: exit 0, connection file gone.
+        restarted.child.kill('SIGTERM');
+        expect(await restarted.exited).toBe(0);
+        expect(fs.existsSync(path.join(dir, '.aimatrix', 'runtime.json'))).toBe(false);
+        expect(restarted.log()).toMatch(/stopping: SIGTERM/);
     });
 });

@@ -105,6 +105,7 @@ describe('aimatrix serve: the run lifecycle', () => {
 
     it('shuts down on request: removes the connection file and exits 0', async () => {
         await client.request(ServerShutdown, {});
+        expect(await client.closed).toEqual({ code: 1001, reason: 'server stopping' });
         expect(await server.exited).toBe(0);
         expect(fs.existsSync(path.join(dir, '.aimatrix', 'runtime.json'))).toBe(false);
         expect(server.log()).toMatch(/INFO {2}stopping: shutdown requested/);
