@@ -236,8 +236,9 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                         failed++;
                     }
                     liveEvents = Math.max(0, liveEvents - message.outcome.events);
-                    report(true);
                     hand(worker);
+                    // After hand: a worker held back by a pause counts as parked.
+                    if (!finished) report(true);
                     break;
                 }
             }

@@ -22,7 +22,7 @@ const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(r
 
 describe('pause and resume', () => {
     it('a paused run stops advancing, and resumed completes with the KPIs of an unpaused run', async () => {
-        const p = plan([{ steps: 400_000 }, { steps: 300_000 }], 3);
+        const p = plan([{ steps: 2_000_000 }, { steps: 1_500_000 }], 3);
         const reference = await runExperiment({ workerEntry: entry, source: {}, plan: p, workers: 2 }).result;
         expect(reference.state).toBe('completed');
 
@@ -59,11 +59,23 @@ describe('pause and resume', () => {
         expect(r.events).toBe(reference.events);
     }, 30_000);
 
-    it('holds back jobs while paused, and stop still ends a paused run', async () => {
-        const p = plan([{ steps: 1e12 }, { steps: 1000 }], 3);
+    it('paused before any worker is ready: no job runs until resume, then all complete', async () => {
+        const seen: Progress[] = [];
+        const handle = runExperiment({ workerEntry: entry, source: {}, plan: plan([{ steps: 1000 }], 4), workers: 2, onProgress: q => { seen.push(q); } });
+        handle.pause();
+        await sleep(500); // the workers load and ask for work meanwhile
+        expect(seen.length).toBeGreaterThan(0);
+        expect(seen.every(q => q.events === 0 && q.done === 0 && q.state === 'paused')).toBe(true);
+        handle.resume();
+        const r = await handle.result;
+        expect(r.state).toBe('completed');
+        expect(r.outcomes.flat().every(o => o?.status === 'completed')).toBe(true);
+    }, 30_000);
+
+    it('stop ends a paused run: the parked replication stops, the others never start', async () => {
         const seen: Progress[] = [];
         let onReport: (() => void) | undefined;
-        const handle = runExperiment({ workerEntry: entry, source: {}, plan: p, workers: 2, onProgress: q => { seen.push(q); onReport?.(); } });
+        const handle = runExperiment({ workerEntry: entry, source: {}, plan: plan([{ steps: 1e12 }, { steps: 1000 }], 3), workers: 1, onProgress: q => { seen.push(q); onReport?.(); } });
         await new Promise<void>(resolve => { onReport = () => { if (seen.some(q => q.events > 10_000)) { onReport = undefined; resolve(); } }; onReport(); });
         handle.pause();
         await new Promise<void>(resolve => { onReport = () => { if (seen.at(-1)?.state === 'paused') { onReport = undefined; resolve(); } }; onReport(); });
@@ -71,8 +83,8 @@ describe('pause and resume', () => {
         const r = await handle.result;
         expect(r.state).toBe('stopped');
         const all = r.outcomes.flat();
-        expect(all.filter(o => o?.status === 'stopped').length).toBe(2);
-        expect(all.filter(o => o === undefined).length).toBe(4);
+        expect(all[0]?.status).toBe('stopped');
+        expect(all.slice(1).every(o => o === undefined)).toBe(true);
     }, 30_000);
 
     it('flushes the trace before it waits: the file has the records of every event so far', async () => {
