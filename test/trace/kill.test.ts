@@ -1,0 +1,92 @@
+/**
+ * kill -9 safety: a process killed (SIGKILL) while its worker writes a trace leaves a run
+ * that lists as incomplete, and a trace that reads back, up to its last complete line, as
+ * exactly the records the model makes (a prefix of them, every one whole); it still exports.
+ */
+import { spawn } from 'node:child_process';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { PassThrough } from 'node:stream';
+import * as esbuild from 'esbuild';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TraceRecord } from '../../protocol/index.js';
+import { exportCommand } from '../../runtime/cli/trace.js';
+import { RunStore } from '../../runtime/store/run-store.js';
+import { TraceReader } from '../../runtime/trace/jsonl.js';
+import { createFakeModel } from '../experiment/fake-model.js';
+import { buildFakeWorker, ROOT } from '../experiment/support.js';
+
+let worker: string;
+let child: string;
+let dir: string;
+beforeAll(async () => {
+    worker = await buildFakeWorker();
+    child = path.join(ROOT, 'test', '.work', `kill-child-${process.pid}-${crypto.randomBytes(4).toString('hex')}.cjs`);
+    await esbuild.build({ entryPoints: [path.join(__dirname, 'kill-child.ts')], bundle: true, platform: 'node', target: 'node20', format: 'cjs', outfile: child, logLevel: 'warning' });
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-kill-'));
+});
+afterAll(() => {
+    fs.rmSync(worker, { force: true });
+    fs.rmSync(child, { force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Without the wall clock, which differs between runs. */
+function sim(r: TraceRecord): unknown {
+    const { wall: _w, wallStart: _s, wallEnd: _e, ...rest } = r as TraceRecord & { wall?: number; wallStart?: number; wallEnd?: number };
+    return rest;
+}
+
+describe('a run killed with SIGKILL while it writes its trace', () => {
+    it('lists as incomplete, and its trace reads back whole up to the last complete line', async () => {
+        const proc = spawn(process.execPath, [child, dir, worker], { stdio: ['ignore', 'pipe', 'inherit'] });
+        const exited = new Promise<NodeJS.Signals | null>(resolve => proc.on('exit', (_code, signal) => resolve(signal)));
+        const runId = await new Promise<string>((resolve, reject) => {
+            let out = '';
+            proc.stdout.setEncoding('utf8').on('data', (s: string) => { out += s; if (out.includes('\n')) resolve(out.trim()); });
+            proc.on('exit', () => reject(new Error('the child ended before it started the run')));
+        });
+        const store = new RunStore(dir);
+        const file = store.file(runId, 'trace.jsonl');
+        // Kill it in the middle of writing: once a few blocks of records are on disk.
+        await new Promise<void>(resolve => {
+            const poll = setInterval(() => { if (fs.statSync(file).size > 400_000) { clearInterval(poll); resolve(); } }, 10);
+        });
+        expect(store.list().find(r => r.id === runId)?.state).toBe('running');
+        proc.kill('SIGKILL');
+        expect(await exited).toBe('SIGKILL');
+
+        expect(store.list().find(r => r.id === runId)).toMatchObject({ state: 'incomplete' });
+
+        const reader = new TraceReader(file);
+        const read: TraceRecord[] = [];
+        for await (const { seq, record } of reader.from(0)) {
+            expect(seq).toBe(read.length);
+            read.push(record);
+        }
+        expect(reader.header?.runId).toBe(runId);
+        expect(reader.records).toBe(read.length);
+        expect(read.length).toBeGreaterThan(1000);
+        const size = fs.statSync(file).size;
+        expect(reader.offset).toBe(reader.truncated ? fs.readFileSync(file).lastIndexOf(0x0a) + 1 : size);
+
+        // Exactly the records the model makes, in order, each whole: a prefix of an in-process run.
+        const jobs = read.filter(r => r.kind === 'span' && r.parent === undefined).length;
+        const expected: TraceRecord[] = [];
+        createFakeModel({}).runReplication({
+            seed: 5, replication: 0, horizon: Infinity, warmup: 0, overrides: { steps: jobs + 1 }, wallClock: () => 0,
+            trace: { enabled: true, record: r => { expected.push(r); } }
+        });
+        expect(read.map(sim)).toEqual(expected.slice(0, read.length).map(sim));
+
+        // And the killed run still exports.
+        let stderr = '';
+        const err = new PassThrough().setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+        const code = await exportCommand(runId, { format: 'otlp', clock: 'sim', out: 'killed.json' }, dir, new PassThrough(), err);
+        expect(code).toBe(0);
+        expect(stderr).toContain('the run did not finish');
+        expect(fs.statSync(path.join(dir, 'killed.json')).size).toBeGreaterThan(0);
+    }, 30_000);
+});
