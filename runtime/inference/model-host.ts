@@ -148,10 +148,10 @@ async function load(decl: ModelDecl, opts: ModelHostOptions, now: () => number):
     }
 }
 
-/** `model 'DemandForecast' (called by Replenisher)`. */
+/** `replenishment.agent:12:3: model 'DemandForecast' (called by Replenisher)`. */
 function describeModel(decl: ModelDecl): string {
     const callers = decl.callers.length > 0 ? ` (called by ${decl.callers.join(', ')})` : '';
-    return `model '${decl.name}'${callers}`;
+    return `${decl.loc.file}:${decl.loc.line}:${decl.loc.column}: model '${decl.name}'${callers}`;
 }
 
 const TENSOR_TYPES: ReadonlySet<string> = new Set([

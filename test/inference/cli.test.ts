@@ -64,3 +64,41 @@ describe('examples/warehouse through `aimatrix run`', () => {
         expect((JSON.parse(two.stdout) as Report).points).toEqual(report.points);
     }, 120_000);
 });
+
+describe('a model onnxruntime cannot load', () => {
+    it('stops the run with one line naming the declaration, the agents that call it and the file', async () => {
+        const { onnx } = await import('onnx-proto');
+        const float = onnx.TensorProto.DataType.FLOAT;
+        const info = (name: string) => onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: float, shape: { dim: [{ dimParam: 'N' }, { dimValue: 1 }] } } } });
+        // Valid ONNX that the language server reads happily, with an operator no runtime has.
+        const bytes = onnx.ModelProto.encode(onnx.ModelProto.create({
+            irVersion: 8, opsetImport: [{ domain: '', version: 13 }],
+            graph: onnx.GraphProto.create({ name: 'bad', node: [onnx.NodeProto.create({ opType: 'NoSuchOp', input: ['x'], output: ['y'] })], input: [info('x')], output: [info('y')] })
+        })).finish();
+        fs.mkdirSync(path.join(dir, 'bad', 'models'), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'bad', 'models', 'm.onnx'), bytes);
+        fs.writeFileSync(path.join(dir, 'bad', 't.twin'), 'import "a.agent"\ntwin T {\n  population Crowd of Caller count 2\n  kpi total = sum(Crowd.total)\n}\n');
+        fs.writeFileSync(path.join(dir, 'bad', 'a.agent'), `import "t.twin"
+system S {
+  model M {
+    file "models/m.onnx"
+    input x: float32 [N, 1]
+    output y: float32 [N, 1]
+  }
+  agent Caller {
+    state total = 0
+    every 1 h {
+      let r = infer M(x: [1])
+      set total += r.y
+    }
+  }
+}
+`);
+        const run = await aimatrix(['run', 'bad/t.twin', '--horizon', '3h']);
+        expect(run.code).toBe(1);
+        const lines = run.stderr.split('\n').filter(Boolean);
+        expect(lines).toHaveLength(1);
+        expect(lines[0]).toMatch(/^aimatrix: bad\/t\.twin: bad\/a\.agent:3:3: model 'M' \(called by Caller\): .*m\.onnx: cannot load the model: .*NoSuchOp/);
+        expect(run.stderr).not.toMatch(/\n\s+at /);
+    }, 60_000);
+});

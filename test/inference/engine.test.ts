@@ -239,14 +239,14 @@ system S {
     });
 
     it.each([
-        [{ inputs: [{ name: 'features', type: 'float32', shape: ['N', 2] }] }, "model 'Id' (called by Scorer, Judge): input 'features' is not in"],
-        [{ inputs: [{ name: 'x', type: 'float64', shape: ['N', 2] }] }, "model 'Id' (called by Scorer, Judge): input 'x' is declared float64 but the ONNX file has float32"],
-        [{ inputs: [{ name: 'x', type: 'float32', shape: ['N', 3] }] }, "model 'Id' (called by Scorer, Judge): input 'x' is declared [N, 3] but the ONNX file has [N, 2]"],
-        [{ inputs: [{ name: 'x', type: 'float32', shape: ['N', 2, 1] }] }, "model 'Id' (called by Scorer, Judge): input 'x' is declared [N, 2, 1] but the ONNX file has [N, 2]"],
-        [{ outputs: [{ name: 'z', type: 'float32', shape: ['N', 2] }] }, "model 'Id' (called by Scorer, Judge): output 'z' is not in"],
-        [{ inputs: [] }, "model 'Id' (called by Scorer, Judge): the ONNX file's input 'x' is not declared"],
-        [{ providers: ['gpu'] }, "model 'Id' (called by Scorer, Judge): unknown execution provider 'gpu'"],
-        [{ file: path.join(dir, 'models', 'nope.onnx') }, "model 'Id' (called by Scorer, Judge): "]
+        [{ inputs: [{ name: 'features', type: 'float32', shape: ['N', 2] }] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): input 'features' is not in"],
+        [{ inputs: [{ name: 'x', type: 'float64', shape: ['N', 2] }] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): input 'x' is declared float64 but the ONNX file has float32"],
+        [{ inputs: [{ name: 'x', type: 'float32', shape: ['N', 3] }] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): input 'x' is declared [N, 3] but the ONNX file has [N, 2]"],
+        [{ inputs: [{ name: 'x', type: 'float32', shape: ['N', 2, 1] }] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): input 'x' is declared [N, 2, 1] but the ONNX file has [N, 2]"],
+        [{ outputs: [{ name: 'z', type: 'float32', shape: ['N', 2] }] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): output 'z' is not in"],
+        [{ inputs: [] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): the ONNX file's input 'x' is not declared"],
+        [{ providers: ['gpu'] }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): unknown execution provider 'gpu'"],
+        [{ file: path.join(dir, 'models', 'nope.onnx') }, "a.agent:3:3: model 'Id' (called by Scorer, Judge): "]
     ] as [Partial<ModelDecl>, string][])('a declaration that does not fit the file fails to load: %j', async (over, message) => {
         const error = await createModelHost([decl(over)]).then(() => undefined, (e: unknown) => e as Error);
         expect(error?.message.startsWith(message)).toBe(true);
