@@ -114,7 +114,8 @@ describe('refusals', () => {
             fc.json(),
             fc.record({
                 jsonrpc: fc.constantFrom('2.0', '1.0', 2),
-                id: fc.oneof(fc.integer(), fc.string(), fc.constant(null)),
+                // Ids apart from the client's own (1, 2, …): the reply to its last request must stay its own.
+                id: fc.oneof(fc.integer({ min: 1_000_000 }), fc.integer({ max: -1 }), fc.string(), fc.constant(null)),
                 method: fc.constantFrom(...methods),
                 params: fc.oneof(fc.anything(), fc.dictionary(fc.constantFrom('file', 'runId', 'fromSeq', 'origin', 'set', 'replications'), fc.anything()))
             }).map(r => JSON.stringify(r))
