@@ -86,6 +86,8 @@ interface Activation {
 /** A model call waiting for its answer: the host's promise and the gate the body awaits. */
 interface PendingInfer {
     readonly act: Activation;
+    /** Order of the call in the replication. */
+    readonly seq: number;
     readonly model: number;
     readonly site: number;
     readonly wall0: number;
@@ -215,6 +217,9 @@ export class Replication {
     private act: Activation | undefined = undefined;
     /** The first failure of an async body. */
     private failure: unknown = undefined;
+    /** Model calls made so far, and how many of them the host had been told to run at the last flush. */
+    private inferSeq = 0;
+    private flushedSeq = 0;
 
     // ---- tracing
     private readonly tr: boolean;
@@ -1107,7 +1112,7 @@ export class Replication {
         // Awaited later, in order; a replication that fails first never awaits it (no unhandled rejection).
         answer.catch(() => undefined);
         return new Promise<unknown>((resolve, reject) => {
-            this.inferQueue.push({ act, model, site, wall0, answer, resolve, reject });
+            this.inferQueue.push({ act, seq: this.inferSeq++, model, site, wall0, answer, resolve, reject });
             const wake = act.wake;
             act.wake = undefined;
             wake?.();
@@ -1117,7 +1122,9 @@ export class Replication {
     /**
      * Runs what the behaviours of this instant asked the models: the host runs its batches,
      * then each waiting body resumes with its answer, one at a time in the order of the
-     * calls, until every body has finished. Throws the first failure.
+     * calls, until every body has finished. The host is told to run what it holds only when
+     * the next answer awaited is not running yet, so the calls that resumed bodies make next
+     * batch together too. Throws the first failure.
      */
     private async settle(): Promise<void> {
         while (this.pendingN !== 0) {
@@ -1128,7 +1135,11 @@ export class Replication {
                 if (this.failure !== undefined) throw this.failure;
                 continue;
             }
-            this.host!.flush();
+            if (call.seq >= this.flushedSeq) {
+                // Every call made so far goes: those of this instant, and those the bodies resumed so far made next.
+                this.flushedSeq = this.inferSeq;
+                this.host!.flush();
+            }
             let result: InferResult | undefined;
             let error: unknown;
             try {

@@ -13,7 +13,11 @@ import * as ort from 'onnxruntime-node';
 export interface MicroBatcherOptions {
     /** Most calls merged into one run (1: no batching). */
     readonly maxBatch: number;
-    /** How long the first call of a batch waits for others, milliseconds (0: until the next turn of the event loop). */
+    /**
+     * How long the first call of a batch waits for others, milliseconds (0: until the next
+     * turn of the event loop; Infinity: until `flush()` or a full batch, for a caller that
+     * decides itself when a batch is complete, like the simulation engine).
+     */
     readonly maxWaitMs: number;
     /** false: never batch, whatever the model's metadata says. */
     readonly batchable?: boolean;
@@ -90,6 +94,7 @@ export class MicroBatcher {
     }
 
     private arm(): void {
+        if (this.maxWaitMs === Infinity) return;
         const fire = (): void => {
             this.timer = undefined;
             this.flush();

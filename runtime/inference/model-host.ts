@@ -138,7 +138,8 @@ async function load(decl: ModelDecl, opts: ModelHostOptions, now: () => number):
         const outputs = decl.outputs.length > 0 ? decl.outputs.map(t => t.name) : [...session.outputNames];
         return {
             decl, session, provider, fallback, inputs, outputs,
-            batcher: new MicroBatcher(session, { maxBatch: decl.batch, maxWaitMs: decl.maxWaitMs }),
+            // The engine says when every call of an instant is in (flush): no wall-clock window, so batches are the same on every run.
+            batcher: new MicroBatcher(session, { maxBatch: decl.batch, maxWaitMs: Infinity }),
             cache: new ResponseCache<Promise<Outputs>>({ size: decl.cacheSize, ttl: decl.cacheTtl, now }),
             calls: 0
         };

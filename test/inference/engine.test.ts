@@ -156,6 +156,56 @@ system S {
         await host.dispose();
     });
 
+    it('a message handler can call models one after the other; each waits for the one before', async () => {
+        const agent = `import "t.twin"
+system S {
+  channel Ping { k: number }
+  model Dense {
+    file "models/dense.onnx"
+    input x: float32 [N, 4]
+    output y: float32 [N, 1]
+    batch 4
+  }
+  agent Pinger {
+    state sent = 0
+    every 1 h {
+      set sent += 1
+      send Ping { k: sent }
+    }
+  }
+  agent Ponger {
+    state total = 0
+    state calls = 0
+    on Ping as p {
+      let a = infer Dense(x: [p.k, 0, 0, 0])
+      set calls += 1
+      let b = infer Dense(x: [a.y, 1, 0, 0])
+      set calls += 1
+      set total += b.y
+    }
+  }
+}`;
+        const t = `import "a.agent"
+twin T {
+  population Pingers of Pinger count 1
+  population Pongers of Ponger count 2
+  kpi total = sum(Pongers.total)
+  kpi calls = sum(Pongers.calls)
+}`;
+        const m = await compile({ 't.twin': t, 'a.agent': agent }, { root: dir });
+        const host = await createModelHost(m.models);
+        const { records, sink } = traced();
+        const r = await m.runReplicationAsync({ seed: 1, replication: 0, horizon: 3 * 3600, warmup: 0, models: host, trace: sink });
+        let expected = 0;
+        for (let k = 1; k <= 3; k++) expected += 2 * dense.forward([Math.fround(dense.forward([k, 0, 0, 0])), 1, 0, 0]);
+        expect(r.kpis.calls).toBe(12);
+        expect(Math.abs(r.kpis.total - expected)).toBeLessThan(1e-5);
+        // Both Pongers' first calls batch together, then both second calls.
+        expect(spans(records).map(s => `${s.subject}:${s.attrs?.batch}`)).toEqual(
+            Array.from({ length: 3 }, () => ['Ponger#1:2', 'Ponger#2:2', 'Ponger#1:2', 'Ponger#2:2']).flat());
+        await host.dispose();
+    });
+
     it('the cache answers repeated inputs within its time-to-live in simulated time, and counts hits and misses', async () => {
         const agent = `import "t.twin"
 system S {

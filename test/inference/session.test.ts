@@ -84,6 +84,20 @@ describe('MicroBatcher', () => {
         expect(ra.batchSize).toBe(2);
     });
 
+    it('with an infinite wait, holds calls until flush() or a full batch', async () => {
+        const { session } = await openSession(writeTempModel(identityModel()), { providers: ['cpu'] });
+        const batcher = new MicroBatcher(session, { maxBatch: 3, maxWaitMs: Infinity });
+        let settled = 0;
+        const first = [1, 2].map(k => batcher.run({ x: new ort.Tensor('float32', Float32Array.of(k), [1, 1]) }).then(r => { settled++; return r; }));
+        await new Promise(resolve => setTimeout(resolve, 20));
+        expect([settled, batcher.queued]).toEqual([0, 2]);
+        batcher.flush();
+        expect((await Promise.all(first)).map(r => [r.batchSize, (r.outputs.y.data as Float32Array)[0]])).toEqual([[2, 1], [2, 2]]);
+        const full = await Promise.all([3, 4, 5].map(k => batcher.run({ x: new ort.Tensor('float32', Float32Array.of(k), [1, 1]) })));
+        expect(full.map(r => r.batchSize)).toEqual([3, 3, 3]);
+        expect(batcher.runs).toBe(2);
+    });
+
     it('runs every call alone when a first dimension is fixed', async () => {
         const { session } = await openSession(writeTempModel(identityModel({ width: 2, batch: 1 })), { providers: ['cpu'] });
         const batcher = new MicroBatcher(session, { maxBatch: 32, maxWaitMs: 1000 });
