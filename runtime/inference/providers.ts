@@ -26,29 +26,33 @@ ort.env.logLevel = 'error';
  */
 const PROBE_MODEL_BASE64 = 'CAg6NwoQCgF4EgF5IghJZGVudGl0eRIBcFoPCgF4EgoKCAgBEgQKAggBYg8KAXkSCgoICAESBAoCCAFCBAoAEA0=';
 
-let available: ProviderName[] | undefined;
+const known = new Map<ProviderName, boolean>();
 
 /**
  * The providers this machine can run, in the DSL's names: what the binding ships (`bundled`)
  * or has installed beside it (CUDA, TensorRT: their shared libraries), WebGPU only where an
- * adapter exists. Computed once per process (the WebGPU probe runs in a child process, so
- * Dawn's complaints about missing drivers never reach this process's stderr).
+ * adapter exists. Each answer is computed once per process (the WebGPU probe runs in a
+ * child process, so Dawn's complaints about missing drivers never reach this process's stderr).
  */
 export function availableProviders(): ProviderName[] {
-    if (available) return [...available];
-    const found: ProviderName[] = [];
-    for (const backend of ort.listSupportedBackends()) {
-        const name = backend.name;
-        if (!isProviderName(name)) continue;
-        if (name === 'webgpu') {
-            if (probeInChild('webgpu')) found.push(name);
-        } else if (backend.bundled || installedBeside(name)) {
-            found.push(name);
-        }
+    return PROVIDER_NAMES.filter(providerAvailable);
+}
+
+/** Whether this machine can run one provider (probed only when first asked: openSession asks only down to the first that works). */
+export function providerAvailable(name: ProviderName): boolean {
+    let yes = known.get(name);
+    if (yes === undefined) {
+        yes = name === 'cpu' || detect(name);
+        known.set(name, yes);
     }
-    if (!found.includes('cpu')) found.push('cpu');
-    available = found;
-    return [...found];
+    return yes;
+}
+
+function detect(name: ProviderName): boolean {
+    const backend = ort.listSupportedBackends().find(b => b.name === name);
+    if (!backend) return false;
+    if (name === 'webgpu') return probeInChild('webgpu');
+    return backend.bundled || installedBeside(name);
 }
 
 /** CUDA and TensorRT are not in the npm package; they count where their provider library was installed next to the binding. */
@@ -123,10 +127,9 @@ export async function openSession(file: string, opts: OpenSessionOptions): Promi
 
     const wanted: ProviderName[] = requested.length > 0 ? requested.filter(isProviderName) : ['cpu'];
     if (!wanted.includes('cpu')) wanted.push('cpu');
-    const here = new Set(availableProviders());
     let firstMissing: string | undefined;
     for (const provider of wanted) {
-        if (!here.has(provider)) {
+        if (!providerAvailable(provider)) {
             firstMissing ??= provider;
             continue;
         }
