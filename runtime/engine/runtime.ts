@@ -1127,14 +1127,17 @@ export class Replication {
      * batch together too. Throws the first failure.
      */
     private async settle(): Promise<void> {
+        let idle = 0;
         while (this.pendingN !== 0) {
             const call = this.inferQueue.shift();
             if (call === undefined) {
                 // Bodies that finished without waiting on a model settle on the next microtasks.
                 await Promise.resolve();
                 if (this.failure !== undefined) throw this.failure;
+                if (++idle > 1000) throw new Error(`internal error: ${this.pendingN} behaviour(s) neither finish nor call a model`);
                 continue;
             }
+            idle = 0;
             if (call.seq >= this.flushedSeq) {
                 // Every call made so far goes: those of this instant, and those the bodies resumed so far made next.
                 this.flushedSeq = this.inferSeq;
