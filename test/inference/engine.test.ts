@@ -128,6 +128,20 @@ system S {
         expect(new Set(spans(seedRun.records).map(s => s.attrs?.batch))).toEqual(new Set([8]));
     });
 
+    it('the trace is the same on every run but for the wall clock', async () => {
+        const once = async () => {
+            const m = await compile({ 't.twin': twin('Scorer', 32), 'a.agent': swarm(8, 'cache 16 ttl 30 min') }, { root: dir });
+            const host = await createModelHost(m.models);
+            const { records, sink } = traced();
+            await m.runReplicationAsync({ seed: 9, replication: 2, horizon: 4 * 3600, warmup: 0, models: host, trace: sink });
+            await host.dispose();
+            return JSON.stringify(records, (k, v: unknown) => (['wall', 'wallStart', 'wallEnd', 'queueWaitUs', 'runUs'].includes(k) ? undefined : v));
+        };
+        const a = await once();
+        expect(a).toContain('"cat":"inference"');
+        expect(await once()).toBe(a);
+    });
+
     it('the total matches a JavaScript forward pass of the same network', async () => {
         const agent = `import "t.twin"
 system S {
