@@ -174,7 +174,9 @@ experiment Empty for Bank {
         const live = await best(true, 2);
         const rate = (r: { wallMs: number; customers: number }): number => r.customers / (Math.max(1, r.wallMs - startup) / 1000);
         const offRate = rate(off), fileRate = rate(file), liveRate = rate(live);
-        const cpuText = (r: Awaited<ReturnType<typeof run>>): string => `CPU: server ${fmt(r.serverCpu, 2)} s (event loop ${fmt(r.mainCpu, 2)} s)${r.subs.length ? `, subscribers ${fmt(r.clientCpu, 2)} s` : ''}`;
+        // CPU seconds do not depend on what else the machine runs: customers per CPU-second of the server (and of the subscribers) as well.
+        const cpuText = (r: Awaited<ReturnType<typeof run>>): string => `CPU: server ${fmt(r.serverCpu, 2)} s (event loop ${fmt(r.mainCpu, 2)} s)${r.subs.length ? `, subscribers ${fmt(r.clientCpu, 2)} s` : ''}` +
+            ` = ${fmt(r.customers / (r.serverCpu + (r.subs.length ? r.clientCpu : 0)))} customers/CPU-s`;
         console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of 2`);
         console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs).padStart(7)} ms            ${cpuText(off)}`);
         console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs).padStart(7)} ms  ${fmt((100 * fileRate) / offRate, 1).padStart(5)}% of off  ${cpuText(file)}`);
