@@ -284,6 +284,19 @@ describe('aimatrix trace export --format otlp', () => {
         }
     });
 
+    it('spans a collector rejects (partial success) are reported, exit 1', async () => {
+        storedRun(20);
+        const c = await collector(n => ({ status: 200, body: n === 1 ? '{"partialSuccess":{"rejectedSpans":"3","errorMessage":"spans too old"}}' : '{}' }));
+        try {
+            const r = await command('last', { endpoint: c.url, batchSize: 10 });
+            expect(r.code).toBe(1);
+            expect(r.stderr.split('\n').at(-2)).toMatch(/^aimatrix: the collector rejected 3 of \d+ spans: spans too old$/);
+            expect(c.received.length).toBeGreaterThan(1);
+        } finally {
+            await c.close();
+        }
+    });
+
     it('a closed port and a collector that never answers fail in one line, exit 1', async () => {
         storedRun(20);
         const c = await collector(() => ({ status: 200, body: '{}' }));
