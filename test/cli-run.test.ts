@@ -331,8 +331,8 @@ describe('aimatrix run --trace, then trace export --format chrome', () => {
         const unknown = await aimatrix(['trace', 'export', 'zzz', '--format', 'chrome'], dir);
         expect(unknown.code).toBe(1);
         expect(unknown.stderr).toMatch(/^aimatrix: no run 'zzz' in /);
-        const format = await aimatrix(['trace', 'export', 'last', '--format', 'otlp'], dir);
+        const format = await aimatrix(['trace', 'export', 'last', '--format', 'jaeger'], dir);
         expect(format.code).toBe(2);
-        expect(format.stderr).toMatch(/^aimatrix: option '--format <format>' argument 'otlp' is invalid/);
+        expect(format.stderr).toMatch(/^aimatrix: option '--format <format>' argument 'jaeger' is invalid\. Allowed choices are chrome, otlp\./);
     });
 });
