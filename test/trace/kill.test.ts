@@ -2,6 +2,8 @@
  * kill -9 safety: a process killed (SIGKILL) while its worker writes a trace leaves a run
  * that lists as incomplete, and a trace that reads back, up to its last complete line, as
  * exactly the records the model makes (a prefix of them, every one whole); it still exports.
+ * Both ways a trace is written: straight to the stored trace.jsonl (the server) and to the
+ * hidden part file of `aimatrix run`.
  */
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -17,6 +19,7 @@ import { RunStore } from '../../runtime/store/run-store.js';
 import { TraceReader } from '../../runtime/trace/jsonl.js';
 import { createFakeModel } from '../experiment/fake-model.js';
 import { buildFakeWorker, ROOT } from '../experiment/support.js';
+import { ensureBuilt } from '../support/build.js';
 
 let worker: string;
 let child: string;
@@ -89,4 +92,41 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
         expect(stderr).toContain('the run did not finish');
         expect(fs.statSync(path.join(dir, 'killed.json')).size).toBeGreaterThan(0);
     }, 30_000);
+
+    it('aimatrix run killed mid-run: incomplete, and trace export gives its trace up to the last complete record', async () => {
+        await ensureBuilt();
+        const ws = path.join(dir, 'cli');
+        fs.mkdirSync(ws);
+        fs.copyFileSync(path.join(ROOT, 'examples', 'bank', 'bank.twin'), path.join(ws, 'bank.twin'));
+        const proc = spawn(process.execPath, [path.join(ROOT, 'bin', 'aimatrix.cjs'), 'run', 'bank.twin', '--horizon', '100000h', '--replications', '1', '--workers', '1', '--trace', 'out.jsonl'], { cwd: ws, stdio: 'ignore' });
+        const exited = new Promise<NodeJS.Signals | null>(resolve => proc.on('exit', (_code, signal) => resolve(signal)));
+        const store = new RunStore(ws);
+        // The trace goes to a hidden part file while the run goes on.
+        const part = await new Promise<string>((resolve, reject) => {
+            proc.on('exit', () => { clearInterval(poll); reject(new Error('aimatrix run ended before it was killed')); });
+            const poll = setInterval(() => {
+                const run = fs.existsSync(store.root) ? store.list()[0] : undefined;
+                const file = run ? path.join(store.folder(run.id), '.trace.jsonl.part') : undefined;
+                if (file && fs.existsSync(file) && fs.statSync(file).size > 300_000) { clearInterval(poll); resolve(file); }
+            }, 10);
+        });
+        proc.kill('SIGKILL');
+        expect(await exited).toBe('SIGKILL');
+        const [run] = store.list();
+        expect(run.state).toBe('incomplete');
+        expect(fs.existsSync(path.join(ws, 'out.jsonl'))).toBe(false);
+
+        const reader = new TraceReader(part);
+        let n = 0;
+        for await (const item of reader.from(0)) { expect(item.seq).toBe(n++); }
+        expect(n).toBeGreaterThan(1000);
+
+        let stderr = '';
+        const err = new PassThrough().setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+        const code = await exportCommand('last', { format: 'chrome', clock: 'sim', out: 'killed.chrome.json' }, ws, new PassThrough(), err);
+        expect(code).toBe(0);
+        expect(stderr).toBe(`run ${run.id}: ${n} records → ${stderr.match(/→ (\d+)/)![1]} trace events in killed.chrome.json (the run did not finish: its trace up to the last complete record)\n`);
+        const chrome = JSON.parse(fs.readFileSync(path.join(ws, 'killed.chrome.json'), 'utf8')) as { traceEvents: unknown[] };
+        expect(chrome.traceEvents.length).toBeGreaterThan(1000);
+    }, 60_000);
 });
