@@ -279,6 +279,11 @@ export const RunProgress = notification<{
     readonly eventsPerSecond: number;
     readonly etaSeconds: number | null;
     readonly elapsedMs: number;
+    /**
+     * Each point's KPIs over the replications finished so far (mean, 95% CI…, as in
+     * `run.results`); sent with the first progress after a replication finishes, absent otherwise.
+     */
+    readonly points?: RunReport['points'];
 }>('run.progress');
 export const RunStateChanged = notification<{ readonly runId: string; readonly state: RunState; readonly reason?: string }>('run.state');
 /** What the profiler is doing (`stage`, `note`, `warning`), for the client that asked for `model.profile`. */

@@ -81,6 +81,8 @@ export interface RunHandle {
     pause(): void;
     /** Lets the parked replications go on and hands out jobs again. */
     resume(): void;
+    /** What has finished so far: the KPIs' names and units (empty until a worker is ready) and outcomes[point][replication]. */
+    soFar(): { readonly kpis: readonly KpiUnit[]; readonly outcomes: ReadonlyArray<ReadonlyArray<JobOutcome | undefined>> };
 }
 
 /** A model that could not be loaded in a worker (its files, its compilation). */
@@ -298,6 +300,9 @@ export function runExperiment(options: RunnerOptions): RunHandle {
             const idle = [...waitingForJob];
             waitingForJob.clear();
             for (const w of idle) hand(w);
+        },
+        soFar() {
+            return { kpis, outcomes };
         }
     };
 }

@@ -17,7 +17,7 @@ import type { RunReport } from '../../protocol/index.js';
 import { buildPlan, PlanError, selectTarget, type ExperimentPlan, type PlanOptions } from './plan.js';
 import { runExperiment, ModelLoadError, type Progress, type RunHandle, type RunnerResult } from './runner.js';
 import { summarize, type Summary } from './stats.js';
-import type { FailureInfo, KpiUnit } from './messages.js';
+import type { FailureInfo, JobOutcome, KpiUnit } from './messages.js';
 import type { TwinSource } from './load-model.js';
 import { RunStore, type RunRecord } from '../store/run-store.js';
 import { TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../trace/jsonl.js';
@@ -81,6 +81,8 @@ export interface LaunchedRun {
     /** The file the trace is being written to while the run goes on. */
     readonly liveTraceFile?: string;
     readonly end: Promise<RunEnd>;
+    /** The KPIs of each point over the replications finished so far (what `run.progress` shows while the run goes on). */
+    pointsSoFar(): RunReport['points'];
 }
 
 /** Creates the stored run (state running), writes the trace header and starts the replications. */
@@ -145,30 +147,34 @@ export function launchRun(prepared: Extract<Prepared, { kind: 'ready' }>, option
             return { kind: 'failed', record: updated, message, loadError };
         }
     );
-    return { record, handle, liveTraceFile: traceFile, end };
+    const pointsSoFar = (): RunReport['points'] => {
+        const { kpis, outcomes } = handle.soFar();
+        return summarizePoints(plan, kpis, outcomes);
+    };
+    return { record, handle, liveTraceFile: traceFile, end, pointsSoFar };
 }
 
 export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerResult): RunReport {
-    // The experiment's `report` chooses the KPIs and their order.
-    const wanted: KpiUnit[] = plan.report
-        ? plan.report.flatMap(name => result.kpis.filter(k => k.name === name))
-        : [...result.kpis];
     const errors: Array<{ point: number; replication: number } & FailureInfo> = [];
-    const points = plan.points.map((point, p) => {
-        const outcomes = result.outcomes[p];
-        outcomes.forEach((o, r) => { if (o?.status === 'failed') errors.push({ point: p, replication: r, ...o.error }); });
-        const kpis: Record<string, { unit: string | null } & Summary> = {};
-        for (const kpi of wanted) {
-            const values = outcomes.flatMap(o => o?.status === 'completed' ? [o.kpis[kpi.name]] : []);
-            kpis[kpi.name] = { unit: kpi.unit ?? null, ...summarize(values) };
-        }
-        return { set: point.set, kpis };
-    });
+    result.outcomes.forEach((outcomes, p) => outcomes.forEach((o, r) => { if (o?.status === 'failed') errors.push({ point: p, replication: r, ...o.error }); }));
     return {
         runId, state: result.state, twin: plan.twin, experiment: plan.experiment ?? null, seed: plan.seed,
-        replications: plan.replications, horizon: plan.horizonShown, points, events: result.events,
-        wallMs: Math.round(result.wallMs), errors
+        replications: plan.replications, horizon: plan.horizonShown, points: summarizePoints(plan, result.kpis, result.outcomes),
+        events: result.events, wallMs: Math.round(result.wallMs), errors
     };
+}
+
+/** Each point's KPI statistics over its completed replications; the experiment's `report` chooses the KPIs and their order. */
+export function summarizePoints(plan: ExperimentPlan, kpis: readonly KpiUnit[], outcomes: ReadonlyArray<ReadonlyArray<JobOutcome | undefined>>): RunReport['points'] {
+    const wanted: KpiUnit[] = plan.report ? plan.report.flatMap(name => kpis.filter(k => k.name === name)) : [...kpis];
+    return plan.points.map((point, p) => {
+        const summaries: Record<string, { unit: string | null } & Summary> = {};
+        for (const kpi of wanted) {
+            const values = outcomes[p].flatMap(o => o?.status === 'completed' ? [o.kpis[kpi.name]] : []);
+            summaries[kpi.name] = { unit: kpi.unit ?? null, ...summarize(values) };
+        }
+        return { set: point.set, kpis: summaries };
+    });
 }
 
 /** A path relative to the workspace when it is inside it, else as given. */

@@ -24,7 +24,8 @@ interface LiveRun {
 }
 
 export interface RunEvents {
-    progress(runId: string, progress: Progress): void;
+    /** `points`: the KPIs so far, when a replication finished since the last call. */
+    progress(runId: string, progress: Progress, points?: RunReport['points']): void;
     state(runId: string, state: RunState, reason?: string): void;
 }
 
@@ -56,6 +57,7 @@ export class RunManager {
         if (prepared.kind === 'usage') throw new RunError(prepared.message, 'usage');
         let runId = '';
         let lastState: RunState = 'running';
+        let lastDone = 0;
         const launched = launchRun(prepared, {
             cwd: this.workspace, workerEntry: this.workerEntry, workers: request.workers,
             trace: request.trace ? 'live' : 'none', options,
@@ -67,7 +69,9 @@ export class RunManager {
                     run.state = progress.state;
                     this.events.state(runId, progress.state);
                 }
-                this.events.progress(runId, progress);
+                const points = progress.done !== lastDone ? launched.pointsSoFar() : undefined;
+                lastDone = progress.done;
+                this.events.progress(runId, progress, points);
             }
         });
         runId = launched.record.id;

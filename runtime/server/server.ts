@@ -76,9 +76,9 @@ export class RuntimeServer {
         this.origins = new Set(options.allowOrigins ?? []);
         this.limits = { ...DEFAULT_LIMITS, ...options.limits };
         this.runs = new RunManager(this.workspaceReal, options.workerEntry, {
-            progress: (runId, p) => this.broadcast(RunProgress, {
+            progress: (runId, p, points) => this.broadcast(RunProgress, {
                 runId, done: p.done, total: p.total, failed: p.failed, events: p.events, eventsPerSecond: Math.round(p.eventsPerSecond),
-                etaSeconds: p.etaSeconds ?? null, elapsedMs: Math.round(p.elapsedMs)
+                etaSeconds: p.etaSeconds ?? null, elapsedMs: Math.round(p.elapsedMs), ...(points ? { points } : {})
             }),
             state: (runId, state, reason) => {
                 this.log.info(`run ${runId}: ${state}${reason ? ` (${reason})` : ''}`);

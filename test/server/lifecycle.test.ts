@@ -51,6 +51,12 @@ describe('aimatrix serve: the run lifecycle', () => {
         expect(progress.length).toBeGreaterThan(0);
         expect(progress[progress.length - 1]).toMatchObject({ done: 4, total: 4, failed: 0 });
         for (let i = 1; i < progress.length; i++) expect(progress[i].events).toBeGreaterThanOrEqual(progress[i - 1].events);
+        // KPIs so far come with the progress that follows a finished replication: n grows to 4.
+        const withPoints = progress.filter(p => p.points !== undefined);
+        expect(withPoints.length).toBeGreaterThan(0);
+        const ns = withPoints.map(p => p.points![0].kpis.wait.n);
+        for (let i = 1; i < ns.length; i++) expect(ns[i]).toBeGreaterThan(ns[i - 1]);
+        expect(ns[ns.length - 1]).toBe(4);
 
         const { results, state } = await client.request(RunResults, { runId });
         expect(state).toBe('completed');
@@ -58,6 +64,7 @@ describe('aimatrix serve: the run lifecycle', () => {
         expect(results!.points[0].kpis.wait.n).toBe(4);
         // The same numbers `aimatrix run` stores.
         expect((JSON.parse(fs.readFileSync(path.join(dir, '.aimatrix', 'runs', runId, 'results.json'), 'utf8')) as { points: unknown }).points).toEqual(results!.points);
+        expect(withPoints[withPoints.length - 1].points).toEqual(results!.points);
         const { runs } = await client.request(RunsList, {});
         expect(runs.find(r => r.runId === runId)).toMatchObject({ state: 'completed', live: false, file: 'shop.twin', trace: false, progress: { finished: 4, total: 4 } });
     });
