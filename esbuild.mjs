@@ -1,5 +1,8 @@
 // One build script, one entry per bundle. Type checking is `tsc --noEmit`, separately.
 import * as esbuild from 'esbuild';
+import { readFileSync } from 'node:fs';
+
+const { version } = JSON.parse(readFileSync(new URL('./package.json', import.meta.url), 'utf8'));
 
 const watch = process.argv.includes('--watch');
 const production = process.argv.includes('--production');
@@ -14,7 +17,9 @@ const node = {
     minify: production,
     logLevel: 'warning',
     // Langium and its dependencies are ESM; bundling them into CommonJS keeps every bundle self-contained.
-    mainFields: ['module', 'main']
+    mainFields: ['module', 'main'],
+    // `aimatrix --version`, the runtime server's connection file and exported traces say which version made them.
+    define: { __AIMATRIX_VERSION__: JSON.stringify(version) }
 };
 
 // Native bindings stay in node_modules, loaded at run time: onnxruntime-node (its .node
