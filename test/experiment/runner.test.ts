@@ -82,9 +82,11 @@ describe('runExperiment', () => {
         expect(asked).toBe(true);
         expect(r.state).toBe('stopped');
         const all = r.outcomes.flat();
-        // The two running replications stopped; the ones never started are absent.
-        expect(all.filter(o => o?.status === 'stopped').length).toBe(2);
-        expect(all.filter(o => o === undefined).length).toBe(4);
+        // The running replications stopped (two, or one when the second worker was still
+        // loading when the stop came: it then gets no job); the ones never started are absent.
+        const stopped = all.filter(o => o?.status === 'stopped').length;
+        expect(stopped === 1 || stopped === 2).toBe(true);
+        expect(all.filter(o => o === undefined).length).toBe(6 - stopped);
     });
 
     it('rejects with the loader message when the model cannot be loaded', async () => {
