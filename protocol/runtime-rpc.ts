@@ -286,5 +286,7 @@ export const RunProgress = notification<{
     readonly points?: RunReport['points'];
 }>('run.progress');
 export const RunStateChanged = notification<{ readonly runId: string; readonly state: RunState; readonly reason?: string }>('run.state');
+/** Something about a run the user should know that does not stop it (a model's execution provider fell back), each once. */
+export const RunWarning = notification<{ readonly runId: string; readonly message: string }>('run.warning');
 /** What the profiler is doing (`stage`, `note`, `warning`), for the client that asked for `model.profile`. */
 export const ModelProfileProgress = notification<{ readonly file: string; readonly kind: 'stage' | 'note' | 'warning' | 'run'; readonly message: string }>('model.profileProgress');

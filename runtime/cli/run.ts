@@ -153,7 +153,9 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
     const launched = launchRun(prepared, {
         cwd: io.cwd, workerEntry: io.workerEntry, workers: opts.workers, options: { ...opts },
         trace: opts.trace !== undefined ? 'part' : 'none',
-        onProgress: progress => bar?.update(progress)
+        onProgress: progress => bar?.update(progress),
+        // On a terminal the bar's line is cleared first; the bar draws itself again on its next update.
+        onWarning: message => io.stderr.write(`${bar ? '\r\x1b[K' : ''}warning: ${message}\n`)
     });
     const { handle } = launched;
     interrupts.listen(count => {

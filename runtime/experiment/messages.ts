@@ -67,6 +67,8 @@ export type JobOutcome =
 export type FromWorker =
     | { readonly type: 'ready'; readonly twin: string; readonly kpis: readonly KpiUnit[] }
     | { readonly type: 'load-failed'; readonly message: string }
+    /** Something the user should know that does not stop the run (a model's provider fell back). */
+    | { readonly type: 'warning'; readonly message: string }
     | {
         readonly type: 'progress'; readonly events: number; readonly simTime: number;
         /** true: posted as the replication parks on a pause request (events then stay put until resumed). */

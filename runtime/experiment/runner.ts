@@ -35,6 +35,8 @@ export interface RunnerOptions {
     /** Wall clock origin of the run, µs since the epoch (default: now). */
     readonly wallOrigin?: number;
     readonly onProgress?: (progress: Progress) => void;
+    /** A worker's warning (a model's provider fell back), each distinct one once. */
+    readonly onWarning?: (message: string) => void;
 }
 
 export interface Progress {
@@ -133,6 +135,7 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     let workerDied = false;
     let lastProgress = 0;
     let paused = false;
+    const warned = new Set<string>();
     /** Workers whose running job reported that it is parked. */
     const parkedInJob = new Set<Worker>();
     /** Idle workers kept waiting for a job while paused. */
@@ -215,6 +218,12 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                     twin ??= message.twin;
                     if (kpis.length === 0) kpis = message.kpis;
                     hand(worker);
+                    break;
+                case 'warning':
+                    if (!warned.has(message.message)) {
+                        warned.add(message.message);
+                        options.onWarning?.(message.message);
+                    }
                     break;
                 case 'load-failed':
                     loadError ??= message.message;

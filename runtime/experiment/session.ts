@@ -59,6 +59,8 @@ export interface LaunchOptions {
     /** Recorded in run.json as the options it was run with. */
     readonly options: Readonly<Record<string, unknown>>;
     readonly onProgress?: (progress: Progress) => void;
+    /** A warning from the workers (a model's provider fell back), each once. */
+    readonly onWarning?: (message: string) => void;
 }
 
 export type RunEnd =
@@ -116,7 +118,8 @@ export function launchRun(prepared: Extract<Prepared, { kind: 'ready' }>, option
     const handle = runExperiment({
         workerEntry: options.workerEntry, source, plan, workers: options.workers, wallOrigin,
         trace: traceFile ? { file: traceFile, point: 0, replication: 0 } : undefined,
-        onProgress: options.onProgress
+        onProgress: options.onProgress,
+        onWarning: options.onWarning
     });
     const end = handle.result.then(
         (result): RunEnd => {

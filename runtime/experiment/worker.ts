@@ -105,7 +105,8 @@ export function startWorker(load: ModelLoader): void {
         if (m.usesInference && m.models && m.models.length > 0) {
             // Loaded only here: a twin without models never loads onnxruntime's native code.
             const { createModelHost } = await import('../inference/model-host.js');
-            host = await createModelHost(m.models, { onWarning: line => process.stderr.write(`warning: ${line}\n`) });
+            // Warnings (a provider fell back) go to the runner, which says each once whatever the number of workers.
+            host = await createModelHost(m.models, { onWarning: line => post({ type: 'warning', message: line }) });
         }
         return m;
     }).then(

@@ -27,6 +27,8 @@ export interface RunEvents {
     /** `points`: the KPIs so far, when a replication finished since the last call. */
     progress(runId: string, progress: Progress, points?: RunReport['points']): void;
     state(runId: string, state: RunState, reason?: string): void;
+    /** A warning from the run's workers (a model's provider fell back), each once. */
+    warning(runId: string, message: string): void;
 }
 
 export interface StartRequest extends RunRequest {
@@ -61,6 +63,7 @@ export class RunManager {
         const launched = launchRun(prepared, {
             cwd: this.workspace, workerEntry: this.workerEntry, workers: request.workers,
             trace: request.trace ? 'live' : 'none', options,
+            onWarning: message => { if (runId) this.events.warning(runId, message); },
             onProgress: progress => {
                 if (!runId) return;
                 const run = this.live.get(runId);

@@ -17,7 +17,7 @@ import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
     checkParams, ModelProfile, ModelProfileProgress, ModelsList, RpcErrorCode, RunPause, RunProgress, RunResults, RunResume, RunsList, RunStart,
-    RunStateChanged, RunStop, RUNTIME_PROTOCOL_VERSION, ServerAllowOrigin, ServerInfo, ServerShutdown, TraceSubscribe,
+    RunStateChanged, RunStop, RunWarning, RUNTIME_PROTOCOL_VERSION, ServerAllowOrigin, ServerInfo, ServerShutdown, TraceSubscribe,
     TraceUnsubscribe, type NotificationType, type ParamsOf, type RequestType, type Schema
 } from '../../protocol/index.js';
 import { listRuns } from '../store/run-store.js';
@@ -80,6 +80,10 @@ export class RuntimeServer {
                 runId, done: p.done, total: p.total, failed: p.failed, events: p.events, eventsPerSecond: Math.round(p.eventsPerSecond),
                 etaSeconds: p.etaSeconds ?? null, elapsedMs: Math.round(p.elapsedMs), ...(points ? { points } : {})
             }),
+            warning: (runId, message) => {
+                this.log.warn(`run ${runId}: ${message}`);
+                this.broadcast(RunWarning, { runId, message });
+            },
             state: (runId, state, reason) => {
                 this.log.info(`run ${runId}: ${state}${reason ? ` (${reason})` : ''}`);
                 this.broadcast(RunStateChanged, { runId, state, ...(reason ? { reason } : {}) });

@@ -62,6 +62,8 @@ describe('examples/warehouse through `aimatrix run`', () => {
         const two = await aimatrix([...args, '--workers', '2']);
         expect(two.code, two.stderr).toBe(0);
         expect((JSON.parse(two.stdout) as Report).points).toEqual(report.points);
+        // Each worker loads the model and falls back; the warning is said once.
+        expect(two.stderr.split('\n').filter(l => l.startsWith('warning:'))).toEqual(warnings);
     }, 120_000);
 });
 
