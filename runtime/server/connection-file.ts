@@ -3,11 +3,10 @@
  * pid, version). Written atomically with mode 0600 (the token is a secret), removed when
  * the server stops; a file left by a killed server is recognised by its dead pid.
  */
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RuntimeConnectionFile } from '../../protocol/index.js';
-import { processAlive } from '../store/run-store.js';
+import { processAlive, writeFileAtomic } from '../store/run-store.js';
 
 export function connectionFilePath(workspace: string): string {
     return path.join(workspace, '.aimatrix', 'runtime.json');
@@ -16,19 +15,7 @@ export function connectionFilePath(workspace: string): string {
 export function writeConnectionFile(workspace: string, content: RuntimeConnectionFile): string {
     const file = connectionFilePath(workspace);
     fs.mkdirSync(path.dirname(file), { recursive: true });
-    const temp = path.join(path.dirname(file), `.runtime.json.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-    const fd = fs.openSync(temp, 'wx', 0o600);
-    try {
-        fs.fchmodSync(fd, 0o600); // whatever the umask
-        fs.writeFileSync(fd, JSON.stringify(content, null, 2) + '\n');
-        fs.fsyncSync(fd);
-    } catch (error) {
-        fs.closeSync(fd);
-        fs.rmSync(temp, { force: true });
-        throw error;
-    }
-    fs.closeSync(fd);
-    fs.renameSync(temp, file);
+    writeFileAtomic(file, JSON.stringify(content, null, 2) + '\n', 0o600);
     return file;
 }
 

@@ -53,12 +53,16 @@ export function newRunId(now: Date = new Date()): string {
     return `${stamp}-${crypto.randomBytes(3).toString('hex')}`;
 }
 
-/** Writes a file atomically: temporary file in the same folder, fsync, rename, fsync of the folder. */
-export function writeFileAtomic(file: string, data: string | Uint8Array): void {
+/**
+ * Writes a file atomically: temporary file in the same folder, fsync, rename, fsync of the
+ * folder. `mode` is set whatever the umask (0o600 for a secret), before any byte is written.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
     const dir = path.dirname(file);
     const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`);
-    const fd = fs.openSync(temp, 'w', 0o644);
+    const fd = fs.openSync(temp, 'wx', mode);
     try {
+        fs.fchmodSync(fd, mode);
         fs.writeFileSync(fd, data);
         fs.fsyncSync(fd);
     } catch (error) {
