@@ -36,7 +36,6 @@ export interface BatchedResult {
 interface Pending {
     readonly feeds: Record<string, ort.Tensor>;
     readonly rows: number;
-    readonly signature: string;
     readonly queuedAt: number;
     readonly resolve: (result: BatchedResult) => void;
     readonly reject: (error: unknown) => void;
@@ -68,11 +67,11 @@ export class MicroBatcher {
     run(feeds: Record<string, ort.Tensor>): Promise<BatchedResult> {
         const queuedAt = performance.now();
         if (!this.batching || this.splitFailed) return this.runAlone(feeds, queuedAt);
-        const shape = batchShape(feeds, this.inputNames);
-        if (!shape) return this.runAlone(feeds, queuedAt);
+        const rows = batchRows(feeds, this.inputNames);
+        if (rows === 0) return this.runAlone(feeds, queuedAt);
         return new Promise<BatchedResult>((resolve, reject) => {
-            if (this.queue.length > 0 && this.queue[0].signature !== shape.signature) this.dispatch();
-            this.queue.push({ feeds, rows: shape.rows, signature: shape.signature, queuedAt, resolve, reject });
+            if (this.queue.length > 0 && !sameRowShape(this.queue[0].feeds, feeds, this.inputNames)) this.dispatch();
+            this.queue.push({ feeds, rows, queuedAt, resolve, reject });
             if (this.queue.length >= this.maxBatch) this.dispatch();
             else if (this.timer === undefined) this.arm();
         });
@@ -158,10 +157,13 @@ export class MicroBatcher {
             }
             return;
         }
+        const names = this.outputNames;
+        const rowDims = names.map(name => outputs[name].dims.slice(1));
+        const rowSizes = rowDims.map(d => d.reduce((a, b) => a * b, 1));
         let row = 0;
         for (const p of batch) {
             const mine: Record<string, ort.Tensor> = {};
-            for (const name of this.outputNames) mine[name] = sliceRows(outputs[name], row, p.rows);
+            for (let k = 0; k < names.length; k++) mine[names[k]] = sliceRows(outputs[names[k]], row, p.rows, rowDims[k], rowSizes[k]);
             row += p.rows;
             p.resolve({ outputs: mine, batchSize: batch.length, queueWaitUs: (start - p.queuedAt) * 1000, runUs });
         }
@@ -175,18 +177,27 @@ export function hasDynamicBatch(session: ort.InferenceSession): boolean {
     return session.inputMetadata.length > 0 && session.inputMetadata.every(dynamicFirst) && session.outputMetadata.every(dynamicFirst);
 }
 
-/** The rows of a call (its inputs' common first dimension) and what must match to share a batch; undefined when it cannot be batched. */
-function batchShape(feeds: Record<string, ort.Tensor>, names: readonly string[]): { rows: number; signature: string } | undefined {
+/** The rows of a call (its inputs' common first dimension); 0 when it cannot be batched. */
+function batchRows(feeds: Record<string, ort.Tensor>, names: readonly string[]): number {
     let rows = -1;
-    let signature = '';
     for (const name of names) {
         const t = feeds[name];
-        if (!t || t.dims.length === 0) return undefined;
+        if (!t || t.dims.length === 0) return 0;
         if (rows === -1) rows = t.dims[0];
-        else if (t.dims[0] !== rows) return undefined;
-        signature += `${name}:${t.type}:${t.dims.slice(1).join('x')};`;
+        else if (t.dims[0] !== rows) return 0;
     }
-    return rows > 0 ? { rows, signature } : undefined;
+    return rows > 0 ? rows : 0;
+}
+
+/** Whether two calls can share a batch: each input has the same element type and the same dimensions after the first. */
+function sameRowShape(a: Record<string, ort.Tensor>, b: Record<string, ort.Tensor>, names: readonly string[]): boolean {
+    for (const name of names) {
+        const x = a[name];
+        const y = b[name];
+        if (x.type !== y.type || x.dims.length !== y.dims.length) return false;
+        for (let i = 1; i < x.dims.length; i++) if (x.dims[i] !== y.dims[i]) return false;
+    }
+    return true;
 }
 
 function concatFeeds(batch: readonly Pending[], names: readonly string[]): Record<string, ort.Tensor> {
@@ -214,9 +225,16 @@ function concatData(parts: readonly TensorData[]): TensorData {
     return out;
 }
 
-function sliceRows(t: ort.Tensor, fromRow: number, rows: number): ort.Tensor {
-    const rowSize = t.dims.slice(1).reduce((a, b) => a * b, 1);
+/**
+ * A caller's rows of a batch output. Numeric data is a view (`subarray`) on the output's
+ * buffer, not a copy: onnxruntime-node gives every run's outputs fresh buffers of their own
+ * exact size, which nothing else holds, so each caller owns its rows. (The view's `.buffer`
+ * is the whole batch's; read the data through the view, as with any typed array.)
+ */
+function sliceRows(t: ort.Tensor, fromRow: number, rows: number, rowDims: readonly number[], rowSize: number): ort.Tensor {
+    const from = fromRow * rowSize;
+    const to = from + rows * rowSize;
     const data = t.data;
-    const sliced = (data as { slice(a: number, b: number): TensorData }).slice(fromRow * rowSize, (fromRow + rows) * rowSize);
-    return new ort.Tensor(t.type, sliced as never, [rows, ...t.dims.slice(1)]);
+    const mine = Array.isArray(data) ? data.slice(from, to) : (data as Exclude<TensorData, string[]>).subarray(from, to);
+    return new ort.Tensor(t.type, mine as never, [rows, ...rowDims]);
 }

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MicroBatcher } from '../../runtime/inference/batcher.js';
 import { ResponseCache, inputKey } from '../../runtime/inference/cache.js';
 import { availableProviders, openSession } from '../../runtime/inference/providers.js';
-import { identityModel, mlpForward, mlpModel, randomFloats, removeTempModels, writeTempModel } from '../support/onnx-models.js';
+import { identityModel, mlpForward, mlpModel, randomFloats, removeTempModels, SEQUENCE_WIDTH, sequenceModel, writeTempModel } from '../support/onnx-models.js';
 
 afterAll(removeTempModels);
 
@@ -82,6 +82,48 @@ describe('MicroBatcher', () => {
         expect(Array.from(ra.outputs.y.data as Float32Array)).toEqual([1, 2, 3, 4, 5, 6]);
         expect(Array.from(rb.outputs.y.data as Float32Array)).toEqual([7, 8, 9]);
         expect(ra.batchSize).toBe(2);
+    });
+
+    it('keeps calls whose dimensions after the first differ in separate batches, in arrival order', async () => {
+        const session = await ort.InferenceSession.create(sequenceModel());
+        const batcher = new MicroBatcher(session, { maxBatch: 8, maxWaitMs: 60_000 });
+        const steps = [2, 2, 3, 3, 2];
+        const xs = steps.map((t, k) => randomFloats(t * SEQUENCE_WIDTH, 20 + k));
+        const pending = xs.map((x, k) => batcher.run({ x: new ort.Tensor('float32', x, [1, steps[k], SEQUENCE_WIDTH]) }));
+        batcher.flush();
+        const results = await Promise.all(pending);
+        // T=2, T=2 run together; T=3 closes that batch and starts one; the last T=2 closes that and runs alone at flush().
+        expect(results.map(r => r.batchSize)).toEqual([2, 2, 2, 2, 1]);
+        expect(batcher.runs).toBe(3);
+        for (let k = 0; k < xs.length; k++) {
+            const alone = await session.run({ x: new ort.Tensor('float32', xs[k], [1, steps[k], SEQUENCE_WIDTH]) });
+            expect(results[k].outputs.y.dims).toEqual([1, SEQUENCE_WIDTH]);
+            expect(Array.from(results[k].outputs.y.data as Float32Array)).toEqual(Array.from(alone.y.data as Float32Array));
+        }
+        await session.release();
+    });
+
+    it('gives each caller its own rows: a caller writing into its output changes no other caller\'s', async () => {
+        const session = await ort.InferenceSession.create(identityModel({ width: 3 }));
+        const batcher = new MicroBatcher(session, { maxBatch: 3, maxWaitMs: 60_000 });
+        const rows = [Float32Array.of(1, 2, 3), Float32Array.of(4, 5, 6, 7, 8, 9), Float32Array.of(10, 11, 12)];
+        const [a, b, c] = await Promise.all(rows.map(r => batcher.run({ x: new ort.Tensor('float32', r, [r.length / 3, 3]) })));
+        expect([a.batchSize, b.batchSize, c.batchSize]).toEqual([3, 3, 3]);
+        const ya = a.outputs.y.data as Float32Array;
+        const yb = b.outputs.y.data as Float32Array;
+        expect([ya.length, yb.length]).toEqual([3, 6]);
+        ya.fill(-1);
+        yb[5] = -2;
+        expect(Array.from(b.outputs.y.data as Float32Array)).toEqual([4, 5, 6, 7, 8, -2]);
+        expect(Array.from(c.outputs.y.data as Float32Array)).toEqual([10, 11, 12]);
+        // The inputs were copied into the batch, not shared with it.
+        expect(Array.from(rows[0])).toEqual([1, 2, 3]);
+        // An output row serves as the input of another call.
+        const pending = batcher.run({ x: c.outputs.y });
+        batcher.flush();
+        const again = await pending;
+        expect(Array.from(again.outputs.y.data as Float32Array)).toEqual([10, 11, 12]);
+        await session.release();
     });
 
     it('with an infinite wait, holds calls until flush() or a full batch', async () => {
