@@ -197,13 +197,16 @@ async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Re
 /**
  * N concurrent callers, each with its own inputs, share `call`; they take call numbers
  * from one counter until `iterations` (or the deadline), each call timed on its own.
+ * `call` is awaited as it is (no wrapper, so both rows pay the same per-call cost);
+ * `timedStart` runs once, after the warm-up, just before the clock starts.
  */
 async function timeConcurrent(
-    call: (feeds: Feeds) => Promise<unknown>, callerFeeds: readonly Feeds[], r: Resolved
+    call: (feeds: Feeds) => Promise<unknown>, callerFeeds: readonly Feeds[], r: Resolved, timedStart: () => void = () => undefined
 ): Promise<{ samples: Float64Array; wallNs: bigint }> {
     const warm = r.warmup * callerFeeds.length;
     let w = 0;
     await Promise.all(callerFeeds.map(async feeds => { while (w++ < warm) await call(feeds); }));
+    timedStart();
     if (r.iterations !== undefined) {
         const n = r.iterations;
         const lat = new Float64Array(n);
@@ -325,19 +328,15 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                         }
                     }
                     const sampler = smi !== undefined && !gpuFailed ? new GpuSampler(smi, runs.length) : undefined;
-                    // Each call counts 1/(calls in its session.run): their sum is the number of session.run calls.
-                    let calls = 0;
-                    let sessionRuns = 0;
+                    // The batcher's session.run calls during the timed part (warm-up left out).
+                    let runsBefore = 0;
                     const timed = await runOrFail(() => {
                         if (r.concurrency === 1) return timeSequential(session, callerFeeds[0], r);
                         if (batching === 'none') return timeConcurrent(feeds => session.run(feeds), callerFeeds, r);
                         const b = batcher!;
-                        return timeConcurrent(async feeds => {
-                            const result = await b.run(feeds);
-                            sessionRuns += 1 / result.batchSize;
-                            calls++;
-                        }, callerFeeds, r);
+                        return timeConcurrent(feeds => b.run(feeds), callerFeeds, r, () => { runsBefore = b.runs; });
                     }, r.model);
+                    const sessionRuns = batching === 'micro' ? batcher!.runs - runsBefore : 0;
                     if (sampler) {
                         const got = await sampler.stop();
                         if (got.failure !== undefined) {
@@ -356,7 +355,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                         iterations: count,
                         latencyMs: summarizeLatency(timed.samples, count),
                         throughputPerSec: (count * batch) / (Number(timed.wallNs) / 1e9),
-                        ...(batching === 'micro' && sessionRuns > 0 ? { mergedCalls: calls / sessionRuns } : {})
+                        ...(sessionRuns > 0 ? { mergedCalls: count / sessionRuns } : {})
                     };
                     runs.push(run);
                     onProgress({ kind: 'run', run });
