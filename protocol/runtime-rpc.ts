@@ -141,6 +141,19 @@ export interface KpiSummary {
 }
 
 /** The results of a run: `aimatrix run --json` prints it, results.json stores it (with per-replication outcomes). */
+/** How a run used one ONNX model, summed over its completed replications. */
+export interface InferenceUse {
+    readonly model: string;
+    /** The execution provider it ran on. */
+    readonly provider: string;
+    /** `infer` calls. */
+    readonly calls: number;
+    /** Session runs: a micro-batch counts once, a cache hit not at all. */
+    readonly runs: number;
+    readonly cacheHits: number;
+    readonly cacheMisses: number;
+}
+
 export interface RunReport {
     readonly runId: string;
     readonly state: 'completed' | 'stopped' | 'failed';
@@ -165,6 +178,8 @@ export interface RunReport {
         readonly subject?: string;
         readonly loc?: { readonly file: string; readonly line: number; readonly column: number };
     }>;
+    /** The ONNX models the run's agents called; absent when they called none. */
+    readonly inference?: readonly InferenceUse[];
 }
 
 /** A stored run as `runs.list` shows it. */

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { SingleBar } from 'cli-progress';
-import type { RunReport } from '../../protocol/index.js';
+import type { InferenceUse, RunReport } from '../../protocol/index.js';
 import type { ExperimentPlan } from '../experiment/plan.js';
 import type { Progress } from '../experiment/runner.js';
 import type { KpiUnit } from '../experiment/messages.js';
@@ -60,6 +60,8 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
             '"points":[{"set":{NAME:VALUE},"kpis":{NAME:{"unit","mean","stdev","ci95":[lo,hi],"min","max","n"}}}],',
             '"events","wallMs","errors":[…]}; horizon.value is null when the model runs until no event is left;',
             'set values are in each parameter\'s declared unit; stdev and ci95 are null when n < 2.',
+            'When agents call ONNX models, "inference":[{"model","provider","calls","runs","cacheHits","cacheMisses"}]',
+            'says how, summed over the completed replications (runs: session runs; a micro-batch counts once).',
             '',
             'The run is stored under .aimatrix/runs/<runId>/ in the current folder: run.json (what was run',
             'and its state), results.json, and trace.jsonl with --trace. KPI values are in each KPI\'s unit.',
@@ -186,6 +188,7 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
         io.stdout.write(JSON.stringify(report) + '\n');
     } else {
         io.stdout.write(formatTable(report, result.kpis, plan) + '\n');
+        for (const u of report.inference ?? []) io.stdout.write(formatInference(u) + '\n');
     }
     for (const e of report.errors.slice(0, 10)) {
         io.stderr.write(`aimatrix: replication ${e.replication}${plan.points.length > 1 ? ` of point ${e.point} (${formatSet(report.points[e.point].set)})` : ''} failed: ${e.text}\n`);
@@ -240,6 +243,13 @@ export function formatTable(report: RunReport, kpis: readonly KpiUnit[], plan: E
 function table(rows: string[][]): string[] {
     const widths = rows[0].map((_, c) => Math.max(...rows.map(r => r[c].length)));
     return rows.map(r => '  ' + r.map((cell, c) => c <= 1 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])).join('  ').trimEnd());
+}
+
+/** `model DemandForecast on cpu: 720 calls, 320 runs (1.5 calls per run), cache 240 hits, 480 misses` */
+function formatInference(u: InferenceUse): string {
+    const per = u.runs > 0 ? Number((u.cacheMisses / u.runs).toFixed(2)) : 0;
+    const perRun = u.runs > 0 ? ` (${per} call${per === 1 ? '' : 's'} per run)` : '';
+    return `model ${u.model} on ${u.provider}: ${u.calls} calls, ${u.runs} runs${perRun}, cache ${u.cacheHits} hits, ${u.cacheMisses} misses`;
 }
 
 /** A progress bar on stderr (terminals only): replications done, events/s, ETA. */

@@ -3,7 +3,7 @@
  * imported by both ends. A worker loads and compiles the model itself, then runs the jobs
  * (one replication of one point) it is handed, one at a time.
  */
-import type { SourceLocation } from '../../protocol/index.js';
+import type { InferenceUse, SourceLocation } from '../../protocol/index.js';
 import type { Constant } from '../engine/api.js';
 
 /** What a worker is started with. */
@@ -61,6 +61,8 @@ export type JobOutcome =
         readonly events: number;
         readonly simTime: number;
         readonly entities: number;
+        /** The models this replication called (absent when none). */
+        readonly inference?: readonly InferenceUse[];
     }
     | { readonly status: 'failed'; readonly error: FailureInfo; readonly events: number };
 

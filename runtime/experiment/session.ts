@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { checkPaths, type CheckResult } from '../../language-server/src/index.js';
 import * as ast from '../../language-server/generated/ast.js';
-import type { RunReport } from '../../protocol/index.js';
+import type { InferenceUse, RunReport } from '../../protocol/index.js';
 import { buildPlan, PlanError, selectTarget, type ExperimentPlan, type PlanOptions } from './plan.js';
 import { runExperiment, ModelLoadError, type Progress, type RunHandle, type RunnerResult } from './runner.js';
 import { summarize, type Summary } from './stats.js';
@@ -163,8 +163,23 @@ export function buildReport(runId: string, plan: ExperimentPlan, result: RunnerR
     return {
         runId, state: result.state, twin: plan.twin, experiment: plan.experiment ?? null, seed: plan.seed,
         replications: plan.replications, horizon: plan.horizonShown, points: summarizePoints(plan, result.kpis, result.outcomes),
-        events: result.events, wallMs: Math.round(result.wallMs), errors
+        events: result.events, wallMs: Math.round(result.wallMs), errors, ...inferenceUse(result.outcomes)
     };
+}
+
+/** The models the replications called, summed over the completed ones (in the order the host loaded them). */
+function inferenceUse(outcomes: RunnerResult['outcomes']): { inference?: InferenceUse[] } {
+    const byModel = new Map<string, InferenceUse>();
+    for (const o of outcomes.flat()) {
+        if (o?.status !== 'completed' || !o.inference) continue;
+        for (const u of o.inference) {
+            const sum = byModel.get(u.model);
+            byModel.set(u.model, sum === undefined ? { ...u } : {
+                ...sum, calls: sum.calls + u.calls, runs: sum.runs + u.runs, cacheHits: sum.cacheHits + u.cacheHits, cacheMisses: sum.cacheMisses + u.cacheMisses
+            });
+        }
+    }
+    return byModel.size > 0 ? { inference: [...byModel.values()] } : {};
 }
 
 /** Each point's KPI statistics over its completed replications; the experiment's `report` chooses the KPIs and their order. */

@@ -7,7 +7,9 @@
  */
 import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import type { CompiledModel, ModelHost, ReplicationResult, ReplicationSpec } from '../engine/api.js';
+import type { InferenceUse } from '../../protocol/index.js';
+import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
+import type { OnnxModelHost } from '../inference/model-host.js';
 import { JsonlTraceWriter } from '../trace/jsonl.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
@@ -25,7 +27,7 @@ export function startWorker(load: ModelLoader): void {
     const post = (message: FromWorker): void => port.postMessage(message);
 
     let model: CompiledModel | undefined;
-    let host: ModelHost | undefined;
+    let host: OnnxModelHost | undefined;
     const pending: Job[] = [];
     let loaded = false;
     let draining = false;
@@ -68,9 +70,11 @@ export function startWorker(load: ModelLoader): void {
                 shouldStop: () => Atomics.load(stop, 0) !== 0,
                 models: host
             };
+            const before = host?.stats();
             const result: ReplicationResult = m.usesInference && m.runReplicationAsync ? await m.runReplicationAsync(spec) : m.runReplication(spec);
             if (result.events > lastEvents) post({ type: 'progress', events: result.events - lastEvents, simTime: result.simTime });
-            return { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities };
+            const inference = host && before ? usedSince(before, host.stats()) : undefined;
+            return { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities, ...(inference ? { inference } : {}) };
         } catch (error) {
             return { status: 'failed', error: describeFailure(error), events };
         } finally {
@@ -142,4 +146,12 @@ export function describeFailure(error: unknown): FailureInfo {
     }
     const message = error instanceof Error ? error.message : String(error);
     return { message, text: `internal error: ${message}` };
+}
+
+/** One replication's use of the host's models: the difference of two `stats()` of one host (same models, same order). */
+function usedSince(before: readonly InferenceUse[], after: readonly InferenceUse[]): InferenceUse[] {
+    return after.map((a, i) => ({
+        model: a.model, provider: a.provider, calls: a.calls - before[i].calls, runs: a.runs - before[i].runs,
+        cacheHits: a.cacheHits - before[i].cacheHits, cacheMisses: a.cacheMisses - before[i].cacheMisses
+    }));
 }

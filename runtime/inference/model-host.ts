@@ -7,7 +7,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import type { InferCall, InferResult, ModelDecl, ModelHost, TensorDecl } from '../engine/api.js';
-import type { TraceSink } from '../../protocol/index.js';
+import type { InferenceUse, TraceSink } from '../../protocol/index.js';
 import { MicroBatcher } from './batcher.js';
 import { ResponseCache, inputKey } from './cache.js';
 import { openSession, type ProviderName } from './providers.js';
@@ -19,15 +19,10 @@ export interface ModelHostOptions {
     readonly intraOpThreads?: number;
 }
 
-export interface ModelStats {
-    readonly model: string;
+export interface ModelStats extends InferenceUse {
     readonly provider: ProviderName;
-    readonly calls: number;
-    /** Session runs (a batch counts once). */
-    readonly runs: number;
-    readonly cacheHits: number;
-    readonly cacheMisses: number;
 }
+
 
 export interface OnnxModelHost extends ModelHost {
     /** What each model runs on, and how it was used since the host was made. */

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { InstantRecord, SpanRecord, TraceRecord } from '../../protocol/index.js';
+import type { InferenceUse, InstantRecord, SpanRecord, TraceRecord } from '../../protocol/index.js';
 import { ensureBuilt, ROOT } from '../support/build.js';
 
 const BIN = path.join(ROOT, 'bin', 'aimatrix.cjs');
@@ -31,7 +31,7 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-interface Report { state: string; points: { kpis: Record<string, { mean: number; n: number }> }[]; errors: unknown[] }
+interface Report { state: string; points: { kpis: Record<string, { mean: number; n: number }> }[]; errors: unknown[]; inference?: InferenceUse[] }
 
 describe('examples/warehouse through `aimatrix run`', () => {
     it('runs end to end: KPIs, inference spans with provider and batch, and the same numbers with 1 and 2 workers', async () => {
@@ -45,6 +45,12 @@ describe('examples/warehouse through `aimatrix run`', () => {
         expect(kpis.purchases.n).toBe(4);
         expect(kpis.purchases.mean).toBeGreaterThan(0);
         expect(Number.isFinite(kpis.leadTime.mean)).toBe(true);
+        // How the model was used, summed over the 4 replications: one Replenisher calling every hour for 3 days.
+        const [use] = report.inference!;
+        expect(report.inference).toHaveLength(1);
+        expect(use).toMatchObject({ model: 'DemandForecast', calls: 4 * 72 });
+        expect(use.cacheHits + use.cacheMisses).toBe(use.calls);
+        expect(use.runs).toBe(use.cacheMisses); // one agent: nothing to batch with
         // CUDA/TensorRT are not on this machine: one line per worker says so, naming both providers.
         const warnings = one.stderr.split('\n').filter(l => l.startsWith('warning:'));
         expect(warnings.length).toBe(1);
@@ -61,7 +67,9 @@ describe('examples/warehouse through `aimatrix run`', () => {
 
         const two = await aimatrix([...args, '--workers', '2']);
         expect(two.code, two.stderr).toBe(0);
-        expect((JSON.parse(two.stdout) as Report).points).toEqual(report.points);
+        const twoReport = JSON.parse(two.stdout) as Report;
+        expect(twoReport.points).toEqual(report.points);
+        expect(twoReport.inference).toEqual(report.inference);
         // Each worker loads the model and falls back; the warning is said once.
         expect(two.stderr.split('\n').filter(l => l.startsWith('warning:'))).toEqual(warnings);
     }, 120_000);
