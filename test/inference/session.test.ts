@@ -112,6 +112,8 @@ describe('MicroBatcher', () => {
         const ya = a.outputs.y.data as Float32Array;
         const yb = b.outputs.y.data as Float32Array;
         expect([ya.length, yb.length]).toEqual([3, 6]);
+        // Its data holds its own rows only: nothing of the batch's other rows is reachable through .buffer.
+        expect([ya.buffer.byteLength, yb.buffer.byteLength]).toEqual([12, 24]);
         ya.fill(-1);
         yb[5] = -2;
         expect(Array.from(b.outputs.y.data as Float32Array)).toEqual([4, 5, 6, 7, 8, -2]);
