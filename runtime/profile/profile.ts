@@ -10,7 +10,11 @@
  *
  * With concurrency N > 1, N callers share one session: once each calling `session.run`
  * for itself (unbatched), once through a MicroBatcher (maxBatch N) that merges concurrent
- * calls into one run, so the report shows what micro-batching gains.
+ * calls into one run, so the report shows what micro-batching gains. Both rows use the same
+ * session, so the same intra-op threads. onnxruntime-node 1.30 runs `session.run` on the JS
+ * thread (its binding's run is synchronous, called from a setImmediate), so no row overlaps
+ * runs: the gain is fewer, larger runs, and two batches in flight (maxBatch N/2) measured
+ * slower than one, not faster.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
