@@ -32,7 +32,9 @@ export function startWorker(load: ModelLoader): void {
     let loaded = false;
     let draining = false;
 
-    const wallClock = (): number => performance.timeOrigin * 1000 + performance.now() * 1000 - init.wallOrigin;
+    // Read on every trace record: the origin's offset is worked out once (performance.timeOrigin is a getter).
+    const wallOffset = performance.timeOrigin * 1000 - init.wallOrigin;
+    const wallClock = (): number => wallOffset + performance.now() * 1000;
 
     const runJob = async (m: CompiledModel, job: Job): Promise<JobOutcome> => {
         let lastPost = performance.now();
