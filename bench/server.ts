@@ -8,6 +8,8 @@
  *  the run, less the start-up of an empty run), and records/s delivered to each subscriber;
  *  4. a fresh server with one subscriber that stops reading (its socket paused) for
  *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
+ *  `--no-subscriber` runs step 4 with nobody subscribed, which tells what the stalled
+ *  subscriber adds from what back-to-back runs in one process add.
  * Targets: live streaming to two subscribers costs at most 30% of the untraced speed;
  * the server stays under 200 MB with a stalled subscriber.
  */
@@ -24,6 +26,8 @@ const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300_000);
 const ARRIVALS_PER_H = 2.7 * 60;
 const stallArg = process.argv.indexOf('--stall-seconds');
 const STALL_S = stallArg > 0 ? Number(process.argv[stallArg + 1]) : 60;
+/** --no-subscriber: the same back-to-back traced runs with nobody subscribed, to tell the subscriber's share of the peak from the runs'. */
+const NO_SUBSCRIBER = process.argv.includes('--no-subscriber');
 
 interface Server { child: ChildProcess; port: number; token: string }
 
@@ -214,8 +218,10 @@ experiment Empty for Bank {
         while ((performance.now() - started) / 1000 < STALL_S) {
             const { runId } = await ctl.request(RunStart, { file: 'bank.twin', experiment: 'Bench', workers: 1, trace: true });
             // The stalled subscriber's requests go out; it reads nothing back.
-            stalled.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1000 + runs, method: TraceSubscribe.method, params: { runId } }));
-            subscribed++;
+            if (!NO_SUBSCRIBER) {
+                stalled.ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1000 + runs, method: TraceSubscribe.method, params: { runId } }));
+                subscribed++;
+            }
             if (runs === 0) {
                 raw.pause();
                 stallStart = performance.now();

@@ -22,6 +22,14 @@ import { TraceBatch, TraceEnd, TraceGap, type RunState } from '../../protocol/in
 const STRIDE = 1024;
 const SCAN_CHUNK = 1 << 20;
 const NEWLINE = 10;
+/**
+ * Read buffers shared by every tail of the server: reads are synchronous and never nested
+ * (a scan may look further for a long line with the second), so a server following many
+ * runs, or one whose stalled subscriber keeps ended runs' tails open, holds 2 MiB in all
+ * rather than a megabyte per tail.
+ */
+const scratch = Buffer.allocUnsafe(SCAN_CHUNK);
+const seekBuffer = Buffer.allocUnsafe(SCAN_CHUNK);
 
 export class TraceTail {
     /** Complete records seen so far. */
@@ -36,7 +44,6 @@ export class TraceTail {
     private endState: RunState = 'completed';
     private readonly subscriptions = new Set<TraceSubscription>();
     private timer: NodeJS.Timeout | undefined;
-    private readonly scratch = Buffer.allocUnsafe(SCAN_CHUNK);
 
     constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {
         this.fd = fs.openSync(file, 'r');
@@ -55,10 +62,10 @@ export class TraceTail {
         if (this.fd === undefined) return false;
         const before = this.count;
         for (;;) {
-            const n = fs.readSync(this.fd, this.scratch, 0, SCAN_CHUNK, this.scanned);
+            const n = fs.readSync(this.fd, scratch, 0, SCAN_CHUNK, this.scanned);
             if (n <= 0) break;
             let lineStart = 0;
-            let at = this.scratch.indexOf(NEWLINE, 0);
+            let at = scratch.indexOf(NEWLINE, 0);
             if (at < 0 || at >= n) {
                 // A line longer than the chunk, or an incomplete last line: wait for more (long lines: read past).
                 if (n === SCAN_CHUNK) this.scanLongLine();
@@ -73,7 +80,7 @@ export class TraceTail {
                     this.count++;
                 }
                 lineStart = at + 1;
-                at = this.scratch.indexOf(NEWLINE, lineStart);
+                at = scratch.indexOf(NEWLINE, lineStart);
             }
             this.scanned += lineStart;
             if (n < SCAN_CHUNK) break;
@@ -84,7 +91,7 @@ export class TraceTail {
     /** A single line longer than the scan chunk (a huge record): find its end by reading on. */
     private scanLongLine(): void {
         let offset = this.scanned + SCAN_CHUNK;
-        const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+        const buffer = seekBuffer;
         for (;;) {
             const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
             if (n <= 0) return;
@@ -109,7 +116,7 @@ export class TraceTail {
         const k = Math.floor(seq / STRIDE);
         let offset = this.index[k];
         let at = k * STRIDE;
-        const buffer = Buffer.allocUnsafe(SCAN_CHUNK);
+        const buffer = seekBuffer;
         while (at < seq) {
             const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
             let i = 0;
