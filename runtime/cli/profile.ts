@@ -141,8 +141,9 @@ async function profile(model: string, opts: ProfileCliOptions, io: ProfileIo): P
     })();
     const live = !opts.json && io.stderr.isTTY === true;
     const onProgress = (p: ProfileProgress): void => {
-        if (p.kind === 'warning') io.stderr.write(`aimatrix: warning: ${p.message}\n`);
-        else if (p.kind === 'note') io.stderr.write(`aimatrix: ${p.message}\n`);
+        // Like `aimatrix run`: `warning:` and `note:` lines; `aimatrix:` starts only errors.
+        if (p.kind === 'warning') io.stderr.write(`warning: ${p.message}\n`);
+        else if (p.kind === 'note') io.stderr.write(`note: ${p.message}\n`);
         else if (p.kind === 'stage' && live) io.stderr.write(`… ${p.message}\n`);
     };
     const report = await profileModel(options, onProgress);

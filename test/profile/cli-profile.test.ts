@@ -60,7 +60,7 @@ afterAll(() => {
 describe('aimatrix profile --json', () => {
     it('prints one document of the documented shape and stores the same report', async () => {
         const run = await aimatrix(['profile', 'mlp.onnx', '--batch', '1,4', ...QUICK, '--json'], { PATH: pathWithout() });
-        expect(run.stderr).toBe('aimatrix: nvidia-smi not found: no GPU utilisation or memory samples\n');
+        expect(run.stderr).toBe('note: nvidia-smi not found: no GPU utilisation or memory samples\n');
         expect(run.code).toBe(0);
         const doc = JSON.parse(run.stdout) as ProfileReport;
         expect(Object.keys(doc)).toEqual(['model', 'inputs', 'runs', 'ops', 'memory', 'gpu']);
@@ -109,7 +109,7 @@ describe('aimatrix profile --json', () => {
         try {
             const run = await aimatrix(['profile', 'identity.onnx', '--batch', '1,2', ...QUICK, '--json'], { PATH: `${bin}${path.delimiter}${pathWithout()}` });
             expect(run.code).toBe(0);
-            expect(run.stderr).toBe("aimatrix: nvidia-smi failed (exit status 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.): no GPU samples\n");
+            expect(run.stderr).toBe("note: nvidia-smi failed (exit status 9: NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver.): no GPU samples\n");
             expect((JSON.parse(run.stdout) as ProfileReport).gpu).toBeNull();
         } finally {
             fs.rmSync(smi);
@@ -130,8 +130,8 @@ describe('aimatrix profile on a terminal', () => {
         expect(run.stdout).toMatch(/^memory \(RSS\) [\d.]+ MB before, [\d.]+ MB after/m);
         expect(run.stdout).toMatch(/^stored .*\.aimatrix[/\\]profiles[/\\].*\.json$/m);
         // The assumptions for Silero are said on stderr, each once.
-        expect(run.stderr).toContain("aimatrix: input[1] = 512 (assumed");
-        expect(run.stderr).toContain('aimatrix: sr = 16000 (assumed: a sample rate in Hz)');
+        expect(run.stderr).toContain("note: input[1] = 512 (assumed");
+        expect(run.stderr).toContain('note: sr = 16000 (assumed: a sample rate in Hz)');
         expect(run.stderr).toContain('silero-trace.json');
         const trace = JSON.parse(fs.readFileSync(path.join(work, 'silero-trace.json'), 'utf8')) as { name: string }[];
         expect(trace.some(e => e.name.endsWith('_kernel_time'))).toBe(true);
@@ -177,7 +177,7 @@ describe('aimatrix profile: bad input is one line and a non-zero exit', () => {
     it.concurrent.each(cases)('%s', async (_what, args, code, message) => {
         const run = await aimatrix(args, { PATH: pathWithout() });
         expect(run.code).toBe(code);
-        const lines = run.stderr.split('\n').filter(l => l.length > 0 && !l.startsWith('aimatrix: nvidia-smi not found'));
+        const lines = run.stderr.split('\n').filter(l => l.length > 0 && !l.startsWith('note: nvidia-smi not found'));
         expect(lines, run.stderr).toHaveLength(1);
         expect(lines[0]).toMatch(message);
         expect(run.stderr).not.toMatch(/\n\s+at /);
