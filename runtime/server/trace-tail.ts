@@ -255,8 +255,10 @@ export class TraceSubscription {
                 this.retry = setTimeout(() => this.pump(), batches >= 64 ? 0 : 10);
                 return;
             }
+            // Only a live run has an end to keep up with: an ended run's records all wait in its
+            // file, and a replay of it (from 0, or resumed) gets every one at the reader's pace.
             const lag = tail.count - this.seq;
-            if (lag > this.limits.maxLag) this.skipAhead();
+            if (lag > this.limits.maxLag && !tail.isEnded) this.skipAhead();
             if (this.seq < tail.count) {
                 this.offset ??= tail.offsetOf(this.seq);
                 const { text, lines, bytes } = tail.read(this.offset, this.limits.batchBytes);

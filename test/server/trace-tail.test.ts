@@ -69,14 +69,14 @@ describe('TraceTail', () => {
         tail.close();
     });
 
-    it('drops what a subscriber past its buffer has not read, says so once, then goes on from there', () => {
+    it('drops what a subscriber of a live run past its buffer has not read, says so once, then goes on from there', () => {
         const tail = new TraceTail('r', traceFile(20_000));
         tail.poll();
         const socket = new StalledSocket();
         let ended = false;
         const sub = new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, () => { ended = true; });
-        tail.end('completed');
         tail.add(sub);
+        tail.end('completed');
         const gap = socket.messages.filter(m => m.method === 'trace.gap');
         expect(gap).toEqual([{ jsonrpc: '2.0', method: 'trace.gap', params: { runId: 'r', missed: 17_900, fromSeq: 100, toSeq: 17_999 } }]);
         const batches = socket.messages.filter(m => m.method === 'trace.batch');
@@ -85,6 +85,20 @@ describe('TraceTail', () => {
         expect(ts).toEqual(Array.from({ length: 2000 }, (_, i) => 18_000 + i));
         expect(socket.messages[socket.messages.length - 1]).toEqual({ jsonrpc: '2.0', method: 'trace.end', params: { runId: 'r', seq: 20_000, state: 'completed' } });
         expect(ended).toBe(true);
+        tail.close();
+    });
+
+    it('replays an ended run whole, however far behind the reader starts: nothing is dropped', () => {
+        const tail = new TraceTail('r', traceFile(20_000));
+        tail.poll();
+        tail.end('completed');
+        const socket = new StalledSocket();
+        const sub = new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, () => undefined);
+        tail.add(sub);
+        expect(socket.messages.filter(m => m.method === 'trace.gap')).toEqual([]);
+        const ts = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!.map(r => r.t));
+        expect(ts).toEqual(Array.from({ length: 19_900 }, (_, i) => 100 + i));
+        expect(socket.messages[socket.messages.length - 1].method).toBe('trace.end');
         tail.close();
     });
 });
