@@ -82,6 +82,14 @@ export class MicroBatcher {
         if (this.queue.length > 0) this.dispatch();
     }
 
+    /** Rejects every call still queued with `error` (their batch never runs): for a caller that gives up on them, like a replication that ended early. */
+    cancel(error: Error): void {
+        this.disarm();
+        const dropped = this.queue;
+        this.queue = [];
+        for (const p of dropped) p.reject(error);
+    }
+
     /** `session.run` calls so far (a batch counts once). */
     get runs(): number {
         return this.runCount;

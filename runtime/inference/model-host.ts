@@ -89,6 +89,8 @@ export async function createModelHost(models: readonly ModelDecl[], opts: ModelH
         },
         beginReplication(run: { readonly trace: TraceSink | undefined; readonly wall: () => number }): void {
             simTime = 0;
+            // Calls a replication that ended early left queued must not run in this one's batches.
+            for (const m of loaded) m.batcher.cancel(new Error(`model '${m.decl.name}': the replication that made this call ended before it ran`));
             for (const m of loaded) m.cache.clear();
             if (run.trace?.enabled) {
                 for (const m of loaded) {
@@ -106,6 +108,7 @@ export async function createModelHost(models: readonly ModelDecl[], opts: ModelH
             return loaded.map(m => ({ model: m.decl.name, provider: m.provider, calls: m.calls, runs: m.batcher.runs, cacheHits: m.cache.hits, cacheMisses: m.cache.misses }));
         },
         async dispose(): Promise<void> {
+            for (const m of loaded) m.batcher.cancel(new Error(`model '${m.decl.name}': the model host was closed before this call ran`));
             await Promise.all(loaded.map(m => m.session.release()));
         }
     };
@@ -216,11 +219,26 @@ function toNumbers(t: ort.Tensor | undefined, model: string, name: string): numb
     if (t === undefined) throw new Error(`model '${model}' gave no output '${name}'`);
     const data = t.data;
     const values: number[] = [];
+    if (t.type === 'float16' && !(data instanceof Float32Array)) {
+        // onnxruntime-node hands float16 as its raw IEEE half bits (a Uint16Array where Node has no Float16Array).
+        for (let i = 0; i < data.length; i++) values.push(halfToNumber(Number((data as ArrayLike<number>)[i])));
+        return values.length === 1 ? values[0] : values;
+    }
     for (let i = 0; i < data.length; i++) {
         const v = (data as ArrayLike<unknown>)[i];
         values.push(typeof v === 'bigint' ? Number(v) : typeof v === 'boolean' ? (v ? 1 : 0) : Number(v));
     }
     return values.length === 1 ? values[0] : values;
+}
+
+/** The number an IEEE 754 half-precision bit pattern stands for. */
+function halfToNumber(bits: number): number {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const exp = (bits >> 10) & 0x1f;
+    const frac = bits & 0x3ff;
+    if (exp === 0) return sign * frac * 2 ** -24;
+    if (exp === 0x1f) return frac === 0 ? sign * Infinity : NaN;
+    return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
 /** The feeds of one call: each declared input from the `infer` argument of that name (a number, a boolean or a list), with a batch of one. */
@@ -264,6 +282,11 @@ function makeTensor(type: ort.Tensor.Type, values: readonly unknown[], shape: re
         if (typeof v === 'boolean') return v ? 1 : 0;
         throw new Error(`${where}: element ${i + 1} is ${typeof v === 'string' ? `the string ${JSON.stringify(v)}` : String(v)}, not a number`);
     });
+    if (type === 'int64' || type === 'uint64') {
+        // BigInt() of NaN or ±Infinity throws a RangeError that names neither the input nor the element.
+        const at = numbers.findIndex(x => !Number.isFinite(x));
+        if (at >= 0) throw new Error(`${where}: element ${at + 1} is ${numbers[at]}, not a whole number`);
+    }
     switch (type) {
         case 'float32': return new ort.Tensor('float32', Float32Array.from(numbers), dims);
         case 'float64': return new ort.Tensor('float64', Float64Array.from(numbers), dims);
