@@ -26,7 +26,7 @@ import { isProviderName, openSession, PROVIDER_NAMES, type ProviderName } from '
 import { findOnPath, GpuSampler, type GpuSample } from './gpu.js';
 import { makeFeeds, planInputs, ProfileUsageError, reportShape, type InputPlan } from './inputs.js';
 import { findProfileFile, parseOrtProfile, type OpRow } from './op-profile.js';
-import { SampleBuffer, summarizeLatency, type LatencySummary } from './stats.js';
+import { MAX_KEPT_SAMPLES, SampleBuffer, summarizeLatency, type LatencySummary } from './stats.js';
 
 export { ProfileUsageError } from './inputs.js';
 
@@ -172,9 +172,9 @@ function rssMb(): number {
 type Feeds = Record<string, ort.Tensor>;
 
 /** Warm-up, then `iterations` sequential calls (or until the deadline), each timed on its own. The raw loop, nothing added. */
-async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Resolved): Promise<{ samples: Float64Array; wallNs: bigint }> {
+async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Resolved): Promise<Timed> {
     for (let i = 0; i < r.warmup; i++) await session.run(feeds);
-    if (r.iterations !== undefined) {
+    if (r.iterations !== undefined && r.iterations <= MAX_KEPT_SAMPLES) {
         const n = r.iterations;
         const lat = new Float64Array(n);
         const t0 = process.hrtime.bigint();
@@ -183,19 +183,32 @@ async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Re
             await session.run(feeds);
             lat[i] = Number(process.hrtime.bigint() - a) / 1e3;
         }
-        return { samples: lat, wallNs: process.hrtime.bigint() - t0 };
+        return arrayTimed(lat, process.hrtime.bigint() - t0);
     }
+    // A duration, or more iterations than a preallocated array should hold: a bounded buffer.
     const buf = new SampleBuffer(4096);
     const t0 = process.hrtime.bigint();
-    const deadline = t0 + BigInt(Math.round(r.durationMs! * 1e6));
+    const deadline = r.durationMs !== undefined ? t0 + BigInt(Math.round(r.durationMs * 1e6)) : undefined;
+    const n = r.iterations ?? Infinity;
     let b = t0;
     do {
         const a = b;
         await session.run(feeds);
         b = process.hrtime.bigint();
         buf.push(Number(b - a) / 1e3);
-    } while (b < deadline);
-    return { samples: buf.values(), wallNs: b - t0 };
+    } while (deadline !== undefined ? b < deadline : buf.count < n);
+    return { count: buf.count, latencyMs: buf.summarize(), wallNs: b - t0 };
+}
+
+/** What a timed run measured: calls, their latency summary, and the wall time of the whole run. */
+interface Timed {
+    readonly count: number;
+    readonly latencyMs: LatencySummary;
+    readonly wallNs: bigint;
+}
+
+function arrayTimed(samples: Float64Array, wallNs: bigint): Timed {
+    return { count: samples.length, latencyMs: summarizeLatency(samples), wallNs };
 }
 
 /**
@@ -206,12 +219,12 @@ async function timeSequential(session: ort.InferenceSession, feeds: Feeds, r: Re
  */
 async function timeConcurrent(
     call: (feeds: Feeds) => Promise<unknown>, callerFeeds: readonly Feeds[], r: Resolved, timedStart: () => void = () => undefined
-): Promise<{ samples: Float64Array; wallNs: bigint }> {
+): Promise<Timed> {
     const warm = r.warmup * callerFeeds.length;
     let w = 0;
     await Promise.all(callerFeeds.map(async feeds => { while (w++ < warm) await call(feeds); }));
     timedStart();
-    if (r.iterations !== undefined) {
+    if (r.iterations !== undefined && r.iterations <= MAX_KEPT_SAMPLES) {
         const n = r.iterations;
         const lat = new Float64Array(n);
         let next = 0;
@@ -223,23 +236,28 @@ async function timeConcurrent(
                 lat[i] = Number(process.hrtime.bigint() - a) / 1e3;
             }
         }));
-        return { samples: lat, wallNs: process.hrtime.bigint() - t0 };
+        return arrayTimed(lat, process.hrtime.bigint() - t0);
     }
+    // A duration, or more iterations than a preallocated array should hold: a bounded buffer.
     const buf = new SampleBuffer(4096);
     const t0 = process.hrtime.bigint();
-    const deadline = t0 + BigInt(Math.round(r.durationMs! * 1e6));
+    const deadline = r.durationMs !== undefined ? t0 + BigInt(Math.round(r.durationMs * 1e6)) : undefined;
+    const n = r.iterations ?? Infinity;
+    let started = 0;
     let end = t0;
     await Promise.all(callerFeeds.map(async feeds => {
         for (;;) {
             const a = process.hrtime.bigint();
-            if (a >= deadline) break;
+            // Every caller makes its first call, however short the duration: a run always has samples.
+            if (deadline !== undefined ? a >= deadline && started >= callerFeeds.length : started >= n) break;
+            started++;
             await call(feeds);
             const b = process.hrtime.bigint();
             buf.push(Number(b - a) / 1e3);
             if (b > end) end = b;
         }
     }));
-    return { samples: buf.values(), wallNs: end - t0 };
+    return { count: buf.count, latencyMs: buf.summarize(), wallNs: end - t0 };
 }
 
 function oneLine(error: unknown): string {
@@ -349,7 +367,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                         }
                         gpu?.push(...got.samples);
                     }
-                    const count = timed.samples.length;
+                    const count = timed.count;
                     const run: ProfileRun = {
                         provider: opened.provider,
                         requestedProvider: requested,
@@ -357,7 +375,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                         concurrency: r.concurrency,
                         batching,
                         iterations: count,
-                        latencyMs: summarizeLatency(timed.samples, count),
+                        latencyMs: timed.latencyMs,
                         throughputPerSec: (count * batch) / (Number(timed.wallNs) / 1e9),
                         ...(sessionRuns > 0 ? { mergedCalls: count / sessionRuns } : {})
                     };

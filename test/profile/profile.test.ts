@@ -147,3 +147,15 @@ describe('compareBatched', () => {
         }
     });
 });
+
+describe('profileModel with a duration shorter than one call', () => {
+    it('still times at least one call per caller, alone and with concurrent callers, instead of failing on no samples', async () => {
+        const model = writeTempModel(identityModel({ width: 4 }));
+        const report = await profileModel({ model, concurrency: 3, durationSec: 1e-9, warmup: 0, opRuns: 0, nvidiaSmi: null });
+        expect(report.runs.map(r => r.batching)).toEqual(['none', 'micro']);
+        for (const run of report.runs) expect(run.iterations).toBeGreaterThanOrEqual(3);
+        checkRunShape(report);
+        const alone = await profileModel({ model, durationSec: 1e-9, warmup: 0, opRuns: 0, nvidiaSmi: null });
+        expect(alone.runs[0].iterations).toBeGreaterThanOrEqual(1);
+    });
+});

@@ -82,3 +82,25 @@ describe('SampleBuffer', () => {
         expect(Array.from(b.values().subarray(0, 3))).toEqual([0, 1, 2]);
     });
 });
+
+describe('SampleBuffer past its bound', () => {
+    it('keeps at most maxKept samples; count, mean, min and max stay exact and the percentiles close', () => {
+        const b = new SampleBuffer(16, 1000);
+        // 0 .. 99 999 µs in a scrambled order (a multiplicative permutation mod 100 000).
+        for (let i = 0; i < 100_000; i++) b.push((i * 7919) % 100_000);
+        expect(b.length).toBe(1000);
+        expect(b.count).toBe(100_000);
+        const s = b.summarize();
+        expect(s.min).toBe(0);
+        expect(s.max).toBe(99.999);
+        expect(s.mean).toBeCloseTo(49.9995, 6);
+        expect(Math.abs(s.p50 - 50)).toBeLessThan(5);
+        expect(Math.abs(s.p95 - 95)).toBeLessThan(3);
+    });
+
+    it('summarizes exactly while every sample is kept', () => {
+        const b = new SampleBuffer(2, 1000);
+        for (const v of [3000, 1000, 2000]) b.push(v);
+        expect(b.summarize()).toEqual(summarizeLatency(Float64Array.from([3000, 1000, 2000])));
+    });
+});
