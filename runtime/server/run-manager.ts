@@ -4,6 +4,7 @@
  * their `trace.jsonl`, and controlled (stop, pause, resume) by any client.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import type { RunInfo, RunReport, RunState } from '../../protocol/index.js';
 import { launchRun, prepareRun, type LaunchedRun, type RunRequest } from '../experiment/session.js';
 import type { Progress } from '../experiment/runner.js';
@@ -38,6 +39,15 @@ export interface StartRequest extends RunRequest {
     readonly trace: boolean;
 }
 
+/**
+ * The most replications (over all points) and worker threads one run may ask for: the runner
+ * holds a job and an outcome per replication in memory, and a thread per worker, so one
+ * request for a billion replications or ten thousand workers would take the server down
+ * for every client.
+ */
+export const MAX_JOBS = 1_000_000;
+export const maxWorkers = (): number => Math.max(64, os.availableParallelism());
+
 export class RunManager {
     private readonly live = new Map<string, LiveRun>();
     /** Tails of stored (ended) runs that someone reads. */
@@ -57,6 +67,11 @@ export class RunManager {
             });
         }
         if (prepared.kind === 'usage') throw new RunError(prepared.message, 'usage');
+        const jobs = prepared.plan.points.length * prepared.plan.replications;
+        if (jobs > MAX_JOBS) {
+            throw new RunError(`${jobs} replications (${prepared.plan.points.length} point${prepared.plan.points.length === 1 ? '' : 's'} × ${prepared.plan.replications}) is more than a run may have (${MAX_JOBS})`, 'usage');
+        }
+        if (request.workers !== undefined && request.workers > maxWorkers()) throw new RunError(`workers: at most ${maxWorkers()}, got ${request.workers}`, 'usage');
         let runId = '';
         let lastState: RunState = 'running';
         let lastDone = 0;

@@ -159,7 +159,13 @@ export class RuntimeServer {
     // ------------------------------------------------------------------ admission
 
     private refusal(req: IncomingMessage): { code: number; message: string } | undefined {
-        const token = tokenOf(req);
+        let token: string | undefined;
+        try {
+            token = tokenOf(req);
+        } catch {
+            // `new URL` throws on a request target such as `http://[`: answered, not left hanging.
+            return { code: 400, message: 'malformed request URL' };
+        }
         if (token === undefined) return { code: 401, message: 'no token (Authorization: Bearer <token> or ?token=<token>)' };
         if (!crypto.timingSafeEqual(digest(token), this.tokenDigest)) return { code: 401, message: 'wrong token' };
         const origin = req.headers.origin;
@@ -283,8 +289,10 @@ export class RuntimeServer {
             });
             client.subscriptions.set(id, subscription);
             this.log.info(`client ${client.id} subscribed to the trace of ${id} from record ${start}${live ? '' : ' (stored)'}`);
-            // The answer goes out before the first batch.
-            setImmediate(() => tail.add(subscription));
+            // Counted by the tail now (so that another subscriber leaving cannot close it), pumped
+            // once the answer has gone out: the answer goes out before the first batch.
+            tail.add(subscription, false);
+            setImmediate(() => subscription.pump());
             return { runId: id, fromSeq: start, live, buffer: limits.maxLag };
         });
         this.method(TraceUnsubscribe, ({ runId }, client) => {
@@ -293,6 +301,8 @@ export class RuntimeServer {
             if (!s) return { unsubscribed: false };
             s.close();
             client.subscriptions.delete(id);
+            // An ended run's tail nobody reads any more is closed (its file descriptor with it).
+            this.runs.release(s.tail);
             return { unsubscribed: true };
         });
         this.method(ModelsList, () => ({ models: listModels(this.workspaceReal) }));

@@ -153,12 +153,12 @@ export class TraceTail {
         return { text: slice.toString('utf8'), lines, bytes: last + 1 };
     }
 
-    /** Polls the file while subscribers wait, and wakes them when records arrive. */
-    add(subscription: TraceSubscription): void {
+    /** Polls the file while subscribers wait, and wakes them when records arrive; `pump` false: the caller pumps it later. */
+    add(subscription: TraceSubscription, pump = true): void {
         this.subscriptions.add(subscription);
         if (this.count === 0 && this.recordsStart < 0) this.poll();
         this.schedule();
-        subscription.pump();
+        if (pump) subscription.pump();
     }
 
     remove(subscription: TraceSubscription): void {

@@ -139,7 +139,9 @@ export class RunStore {
     }
 
     read(id: string): RunRecord {
-        const record = JSON.parse(fs.readFileSync(this.file(id, 'run.json'), 'utf8')) as RunRecord;
+        const record = JSON.parse(fs.readFileSync(this.file(id, 'run.json'), 'utf8')) as RunRecord | null;
+        // Valid JSON that is not this run's record (hand-edited, `{}`) is unreadable, like broken JSON.
+        if (typeof record !== 'object' || record === null || record.id !== id || typeof record.state !== 'string') throw new Error(`${this.file(id, 'run.json')}: not a run record`);
         return this.settle(record);
     }
 

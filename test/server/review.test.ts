@@ -1,0 +1,127 @@
+/**
+ * Defects found in review of the runtime server, each pinned by a test that failed before
+ * its fix: trace tails of ended runs left open (file descriptors) after an unsubscribe or a
+ * replaced subscription, a corrupt run.json breaking every run lookup, a malformed upgrade
+ * URL, and a run.start that asks for more replications than the server can hold.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
+import { ensureBuilt } from '../support/build.js';
+import { Client, serve, workspace, type Served } from './support.js';
+
+let dir: string;
+let server: Served;
+let good: Client;
+const STORED = '20200101-000000-000-abcdef';
+const CORRUPT = '20200101-000001-000-abcdef';
+const RECORDS = 60_000;
+
+/** A stored, completed run with a trace of RECORDS records (several MB: more than a socket holds). */
+function storedRun(root: string): void {
+    const folder = path.join(root, '.aimatrix', 'runs', STORED);
+    fs.mkdirSync(folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, 'run.json'), JSON.stringify({
+        id: STORED, state: 'completed', pid: 1, host: 'elsewhere', startedAt: '2020-01-01T00:00:00.000Z', endedAt: '2020-01-01T00:00:01.000Z',
+        file: 'shop.twin', files: ['shop.twin'], twin: 'Shop', experiment: null, params: [], plan: {}, options: {}, trace: true
+    }));
+    const lines = [JSON.stringify({ kind: 'header', format: 'aimatrix-trace', version: 1, runId: STORED })];
+    for (let i = 0; i < RECORDS; i++) lines.push(JSON.stringify({ kind: 'instant', t: i, name: 'tick', subject: `Customer#${i}`, pad: 'x'.repeat(60) }));
+    fs.writeFileSync(path.join(folder, 'trace.jsonl'), lines.join('\n') + '\n');
+    // A run folder whose run.json is valid JSON but not a run (hand-edited, another version, a bad disk).
+    fs.mkdirSync(path.join(root, '.aimatrix', 'runs', CORRUPT));
+    fs.writeFileSync(path.join(root, '.aimatrix', 'runs', CORRUPT, 'run.json'), '{}');
+}
+
+/** The server's open file descriptors that point at a trace file (Linux: /proc). */
+function openTraces(): string[] {
+    const fdDir = `/proc/${server.child.pid}/fd`;
+    return fs.readdirSync(fdDir).flatMap(fd => {
+        try {
+            const target = fs.readlinkSync(path.join(fdDir, fd));
+            return target.endsWith('trace.jsonl') ? [target] : [];
+        } catch {
+            return [];
+        }
+    });
+}
+
+beforeAll(async () => {
+    await ensureBuilt();
+    dir = workspace();
+    storedRun(dir);
+    server = await serve(dir);
+    good = await Client.connect(server.port, { token: server.file.token });
+}, 120_000);
+
+afterAll(async () => {
+    good?.close();
+    server?.child.kill('SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const linux = process.platform === 'linux';
+
+describe('review fixes', () => {
+    it.runIf(linux)('closes an ended run\'s trace when its only subscriber unsubscribes before the end', async () => {
+        const reader = await Client.connect(server.port, { token: server.file.token });
+        // A reader that does not read: the server stops sending at its high-water mark, the subscription stays open.
+        reader.socket.pause();
+        const subscribed = reader.request(TraceSubscribe, { runId: STORED });
+        for (let i = 0; i < 200 && openTraces().length === 0; i++) await new Promise(r => setTimeout(r, 10));
+        expect(openTraces()).toHaveLength(1);
+        const unsubscribed = reader.request(TraceUnsubscribe, { runId: STORED });
+        reader.socket.resume();
+        await subscribed;
+        expect(await unsubscribed).toEqual({ unsubscribed: true });
+        expect(reader.of(TraceEnd)).toHaveLength(0);
+        expect(openTraces()).toEqual([]);
+        reader.close();
+    });
+
+    it.runIf(linux)('closes the trace when a subscription replaced by another (same run, one batch) ends', async () => {
+        const reader = await Client.connect(server.port, { token: server.file.token });
+        reader.socket.send(JSON.stringify([
+            { jsonrpc: '2.0', id: 901, method: TraceSubscribe.method, params: { runId: STORED } },
+            { jsonrpc: '2.0', id: 902, method: TraceSubscribe.method, params: { runId: STORED } }
+        ]));
+        await reader.until(n => n.method === TraceEnd.method);
+        expect(reader.of(TraceEnd)).toEqual([{ runId: STORED, seq: RECORDS, state: 'completed' }]);
+        expect(openTraces()).toEqual([]);
+        reader.close();
+    });
+
+    it('lists and resolves runs when one run.json is valid JSON but not a run', async () => {
+        const { runs } = await good.request(RunsList, {});
+        expect(runs.map(r => r.runId)).toEqual([STORED]);
+        // A prefix lookup walked every record's id: `{}` made it an internal error.
+        expect(await good.request(RunResults, { runId: STORED.slice(0, 20) })).toMatchObject({ runId: STORED, results: null });
+        expect(await good.request(RunResults, { runId: 'last' })).toMatchObject({ runId: STORED });
+    });
+
+    it('answers an upgrade whose URL cannot be parsed with 400 and keeps serving', async () => {
+        const reply = await new Promise<string>((resolve, reject) => {
+            const socket = net.connect(server.port, '127.0.0.1', () => {
+                socket.write('GET http://[ HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+                    + 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+            });
+            let text = '';
+            socket.setEncoding('utf8').on('data', (s: string) => { text += s; });
+            socket.on('close', () => resolve(text));
+            socket.on('error', reject);
+        });
+        expect(reply).toMatch(/^HTTP\/1\.1 40[01]/);
+        expect(server.log()).not.toMatch(/internal error/);
+        expect(await good.request(ServerInfo, {})).toMatchObject({ pid: server.child.pid });
+    });
+
+    it('refuses more replications or workers than a run may have, in one line, and keeps serving', async () => {
+        await expect(good.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 1_000_000_000 }))
+            .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/replications/) as unknown });
+        await expect(good.request(RunStart, { file: 'shop.twin', experiment: 'Short', workers: 100_000 }))
+            .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/workers: at most \d+/) as unknown });
+        expect(await good.request(ServerInfo, {})).toMatchObject({ pid: server.child.pid });
+    });
+});
