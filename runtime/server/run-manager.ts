@@ -52,6 +52,8 @@ export class RunManager {
     private readonly live = new Map<string, LiveRun>();
     /** Tails of stored (ended) runs that someone reads. */
     private readonly stored = new Map<string, TraceTail>();
+    /** Set by stopAll: no run starts after it. */
+    private closing = false;
     readonly store: RunStore;
 
     constructor(readonly workspace: string, private readonly workerEntry: string, private readonly events: RunEvents) {
@@ -59,7 +61,10 @@ export class RunManager {
     }
 
     async start(request: StartRequest, options: Readonly<Record<string, unknown>>): Promise<string> {
+        if (this.closing) throw new RunError('the server is stopping: no new runs', 'wrong-state');
         const prepared = await prepareRun(request.file, request, this.workspace);
+        // A run checked while the server began to stop is not launched: stopAll would not stop it, and its workers would keep the process alive.
+        if (this.closing) throw new RunError('the server is stopping: no new runs', 'wrong-state');
         if (prepared.kind === 'errors') {
             const errors = prepared.check.diagnostics.filter(d => d.severity === 'error');
             throw new RunError(`${options.file as string}: ${errors.length} error${errors.length === 1 ? '' : 's'}, not run`, 'model', {
@@ -199,6 +204,7 @@ export class RunManager {
 
     /** Stops every live run (their finished replications are stored) and waits for them, at most `graceMs`, then ends them. */
     async stopAll(graceMs = 3000): Promise<void> {
+        this.closing = true;
         const runs = [...this.live.values()];
         for (const run of runs) run.launched.handle.stop();
         const ends = Promise.all(runs.map(r => r.launched.end));

@@ -125,3 +125,27 @@ describe('review fixes', () => {
         expect(await good.request(ServerInfo, {})).toMatchObject({ pid: server.child.pid });
     });
 });
+
+describe('shutdown while a run is being started', () => {
+    it('does not launch the run after the runs were stopped: the server exits, the run is not left running', async () => {
+        const own = workspace();
+        const served = await serve(own);
+        try {
+            const client = await Client.connect(served.port, { token: served.file.token });
+            // run.start checks the model (asynchronous) while server.shutdown stops every run that is live by then.
+            client.socket.send(JSON.stringify([
+                { jsonrpc: '2.0', id: 1, method: RunStart.method, params: { file: 'shop.twin', experiment: 'Endless' } },
+                { jsonrpc: '2.0', id: 2, method: 'server.shutdown', params: {} }
+            ]));
+            const exited = await Promise.race([served.exited, new Promise<'still running'>(r => setTimeout(() => r('still running'), 20_000))]);
+            expect(exited).toBe(0);
+            const runs = fs.existsSync(path.join(own, '.aimatrix', 'runs')) ? fs.readdirSync(path.join(own, '.aimatrix', 'runs')) : [];
+            for (const id of runs) {
+                expect((JSON.parse(fs.readFileSync(path.join(own, '.aimatrix', 'runs', id, 'run.json'), 'utf8')) as { state: string }).state).not.toBe('running');
+            }
+        } finally {
+            served.child.kill('SIGKILL');
+            fs.rmSync(own, { recursive: true, force: true });
+        }
+    }, 60_000);
+});
