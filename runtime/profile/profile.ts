@@ -352,12 +352,19 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
                     const sampler = smi !== undefined && !gpuFailed ? new GpuSampler(smi, runs.length) : undefined;
                     // The batcher's session.run calls during the timed part (warm-up left out).
                     let runsBefore = 0;
-                    const timed = await runOrFail(() => {
-                        if (r.concurrency === 1) return timeSequential(session, callerFeeds[0], r);
-                        if (batching === 'none') return timeConcurrent(feeds => session.run(feeds), callerFeeds, r);
-                        const b = batcher!;
-                        return timeConcurrent(feeds => b.run(feeds), callerFeeds, r, () => { runsBefore = b.runs; });
-                    }, r.model);
+                    let timed: Timed;
+                    try {
+                        timed = await runOrFail(() => {
+                            if (r.concurrency === 1) return timeSequential(session, callerFeeds[0], r);
+                            if (batching === 'none') return timeConcurrent(feeds => session.run(feeds), callerFeeds, r);
+                            const b = batcher!;
+                            return timeConcurrent(feeds => b.run(feeds), callerFeeds, r, () => { runsBefore = b.runs; });
+                        }, r.model);
+                    } catch (error) {
+                        // A run that fails (out of GPU memory at a large batch) must not leave nvidia-smi running: it kept the process alive.
+                        await sampler?.stop(0);
+                        throw error;
+                    }
                     const sessionRuns = batching === 'micro' ? batcher!.runs - runsBefore : 0;
                     if (sampler) {
                         const got = await sampler.stop();

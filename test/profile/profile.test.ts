@@ -159,3 +159,39 @@ describe('profileModel with a duration shorter than one call', () => {
         expect(alone.runs[0].iterations).toBeGreaterThanOrEqual(1);
     });
 });
+
+describe('profileModel when a timed run fails', () => {
+    it('stops the GPU sampler: no nvidia-smi is left running (it kept the CLI from exiting)', async () => {
+        const { onnx } = await import('onnx-proto');
+        const T = onnx.TensorProto.DataType;
+        const vi = (name: string, dims: (number | string)[]): onnx.ValueInfoProto => onnx.ValueInfoProto.create({
+            name, type: { tensorType: { elemType: T.FLOAT, shape: { dim: dims.map(d => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } }
+        });
+        // x: [N, 4] reshaped to [3]: loads, and fails at every run.
+        const shape = onnx.TensorProto.create({ name: 's', dims: [1], dataType: T.INT64, rawData: new Uint8Array(new BigInt64Array([3n]).buffer) });
+        const graph = onnx.GraphProto.create({
+            name: 'bad', node: [onnx.NodeProto.create({ opType: 'Reshape', name: 'r', input: ['x', 's'], output: ['y'] })],
+            initializer: [shape], input: [vi('x', ['N', 4])], output: [vi('y', [3])]
+        });
+        const model = writeTempModel(onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'aimatrix test', opsetImport: [{ domain: '', version: 13 }], graph })).finish(), 'bad-reshape.onnx');
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-smi-'));
+        const pidFile = path.join(dir, 'pid');
+        const smi = path.join(dir, 'nvidia-smi');
+        fs.writeFileSync(smi, `#!${process.execPath}\nrequire('fs').writeFileSync(${JSON.stringify(pidFile)}, String(process.pid));\nsetInterval(() => console.log('0, 5, 100'), 20);\n`, { mode: 0o755 });
+        let pid: number | undefined;
+        try {
+            await expect(profileModel({ model, warmup: 0, iterations: 5, opRuns: 0, nvidiaSmi: smi })).rejects.toThrow(ProfileError);
+            // A sampler still running writes its pid (a node process starts in well under a second); one stopped at once never does.
+            for (let i = 0; i < 100 && !fs.existsSync(pidFile); i++) await new Promise(resolve => setTimeout(resolve, 10));
+            let alive = false;
+            if (fs.existsSync(pidFile)) {
+                pid = Number(fs.readFileSync(pidFile, 'utf8'));
+                try { process.kill(pid, 0); alive = true; } catch { alive = false; }
+            }
+            expect(alive).toBe(false);
+        } finally {
+            if (pid !== undefined) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
