@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { onnx } from 'onnx-proto';
 import * as ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readOnnxMetadata } from '../../language-server/src/onnx-metadata';
@@ -162,7 +163,6 @@ describe('profileModel with a duration shorter than one call', () => {
 
 describe('profileModel when a timed run fails', () => {
     it('stops the GPU sampler: no nvidia-smi is left running (it kept the CLI from exiting)', async () => {
-        const { onnx } = await import('onnx-proto');
         const T = onnx.TensorProto.DataType;
         const vi = (name: string, dims: (number | string)[]): onnx.ValueInfoProto => onnx.ValueInfoProto.create({
             name, type: { tensorType: { elemType: T.FLOAT, shape: { dim: dims.map(d => (typeof d === 'string' ? { dimParam: d } : { dimValue: d })) } } }
