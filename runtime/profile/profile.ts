@@ -311,6 +311,7 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
         if (!Number.isSafeInteger(size) || size < 1) throw new ProfileUsageError(`--dim ${key}=${size}: the size must be a whole number ≥ 1`);
         dims.set(key, size);
     }
+    if (options.keepProfile !== undefined && r.opRuns > 0) checkKeepPath(options.keepProfile);
     const plan: InputPlan = planInputs(metadata.inputs, dims);
     for (const note of plan.notes) onProgress({ kind: 'note', message: note });
     if (!plan.batched && r.batches.some(b => b !== 1)) {
@@ -416,6 +417,34 @@ export async function profileModel(options: ProfileOptions, onProgress: (p: Prof
         memory: { rssBeforeMb, rssAfterMb },
         gpu
     };
+}
+
+/** `--out` is checked before any run: a folder there was found only when the raw profile was copied, after every timed run, and the whole report was lost. */
+function checkKeepPath(file: string): void {
+    let stat: fs.Stats | undefined;
+    try {
+        stat = fs.statSync(file);
+    } catch {
+        stat = undefined;
+    }
+    if (stat?.isDirectory()) throw new ProfileUsageError(`--out ${file}: is a folder; give a file name, e.g. ${path.join(file, 'profile.json')}`);
+    let dir = path.dirname(path.resolve(file));
+    // The nearest folder that exists must be one (a file in the way of the path cannot become a folder).
+    for (;;) {
+        let parent: fs.Stats | undefined;
+        try {
+            parent = fs.statSync(dir);
+        } catch {
+            parent = undefined;
+        }
+        if (parent !== undefined) {
+            if (!parent.isDirectory()) throw new ProfileUsageError(`--out ${file}: ${dir} is a file, not a folder`);
+            return;
+        }
+        const up = path.dirname(dir);
+        if (up === dir) return;
+        dir = up;
+    }
 }
 
 function keepName(file: string, provider: string): string {

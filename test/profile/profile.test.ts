@@ -195,3 +195,21 @@ describe('profileModel when a timed run fails', () => {
         }
     });
 });
+
+describe('profileModel --out', () => {
+    it('a folder or a path through a file is a usage error before any run, not an EISDIR after all of them', async () => {
+        const model = writeTempModel(identityModel({ width: 4 }));
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-out-'));
+        try {
+            fs.writeFileSync(path.join(dir, 'file'), 'x');
+            for (const [out, message] of [[dir, /is a folder; give a file name/], [path.join(dir, 'file', 'p.json'), /is a file, not a folder/]] as const) {
+                const progress: ProfileProgress[] = [];
+                await expect(profileModel({ model, keepProfile: out, ...QUICK }, p => progress.push(p))).rejects.toThrow(message);
+                await expect(profileModel({ model, keepProfile: out, ...QUICK })).rejects.toBeInstanceOf(ProfileUsageError);
+                expect(progress.filter(p => p.kind === 'run')).toEqual([]);
+            }
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+        }
+    });
+});
