@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { liveServer } from '../server/connection-file.js';
 import { Logger } from '../server/log.js';
-import { RuntimeServer } from '../server/server.js';
+import { isOrigin, RuntimeServer } from '../server/server.js';
 import { profileModel, ProfileUsageError } from '../profile/index.js';
 import { RunError } from '../server/run-manager.js';
 
@@ -30,7 +30,10 @@ export function registerServe(program: Command, setExitCode: (code: number) => v
         .description('run the runtime server: JSON-RPC 2.0 over WebSocket on 127.0.0.1 (runs, live traces, models)')
         .option('--port <n>', 'port to listen on (default: a free one)', whole(0, 65535), 0)
         .option('--workspace <dir>', 'the workspace it serves (default: the current folder)')
-        .option('--allow-origin <origin>', 'a browser origin allowed to connect with the token (repeatable)', (v: string, prev: string[]) => [...prev, v], [])
+        .option('--allow-origin <origin>', 'a browser origin allowed to connect with the token (repeatable)', (v: string, prev: string[]) => {
+            if (!isOrigin(v)) throw new InvalidArgumentError(`'${v}' is not an origin (scheme://host[:port], e.g. http://localhost:3000, no path).`);
+            return [...prev, v];
+        }, [])
         .option('--max-frame <bytes>', 'largest accepted WebSocket frame', whole(1024, 1 << 30), 1 << 20)
         .option('--subscriber-buffer <records>', 'records a trace subscriber may fall behind before records are dropped for it', whole(1, 1e9), 50_000)
         .option('--json', 'print {"port","pid","connectionFile"} on standard output once listening')

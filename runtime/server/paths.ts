@@ -21,7 +21,8 @@ export class MissingFileError extends Error {
 
 function inside(root: string, target: string): boolean {
     const rel = path.relative(root, target);
-    return rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
+    // `..`, `../x` are outside; `..shop.twin` is a file inside.
+    return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
 }
 
 /**

@@ -164,7 +164,13 @@ export class RunManager {
         const record = this.resolve(ref);
         const state = this.live.get(record.id)?.state ?? record.state;
         if (this.live.has(record.id) || !fs.existsSync(this.store.file(record.id, 'results.json'))) return { runId: record.id, state, results: null };
-        const stored = this.store.readResults(record.id) as RunReport & { perReplication?: unknown };
+        let stored: RunReport & { perReplication?: unknown };
+        try {
+            stored = this.store.readResults(record.id) as RunReport & { perReplication?: unknown };
+            if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) throw new Error('not an object');
+        } catch (error) {
+            throw new RunError(`run ${record.id}: its results.json is unreadable (${error instanceof Error ? error.message : String(error)})`, 'not-found');
+        }
         const { perReplication: _omitted, ...report } = stored;
         void _omitted;
         return { runId: record.id, state, results: report };

@@ -73,7 +73,8 @@ export class RuntimeServer {
 
     constructor(private readonly options: ServerOptions) {
         this.workspaceReal = fs.realpathSync(options.workspace);
-        this.origins = new Set(options.allowOrigins ?? []);
+        // Browsers send the scheme and host of an origin in lower case.
+        this.origins = new Set((options.allowOrigins ?? []).map(o => o.toLowerCase()));
         this.limits = { ...DEFAULT_LIMITS, ...options.limits };
         this.runs = new RunManager(this.workspaceReal, options.workerEntry, {
             progress: (runId, p, points) => this.broadcast(RunProgress, {
@@ -169,7 +170,7 @@ export class RuntimeServer {
         if (token === undefined) return { code: 401, message: 'no token (Authorization: Bearer <token> or ?token=<token>)' };
         if (!crypto.timingSafeEqual(digest(token), this.tokenDigest)) return { code: 401, message: 'wrong token' };
         const origin = req.headers.origin;
-        if (origin !== undefined && !this.origins.has(origin)) return { code: 403, message: `origin '${origin.slice(0, 200)}' not allowed` };
+        if (origin !== undefined && !this.origins.has(origin.toLowerCase())) return { code: 403, message: `origin '${origin.slice(0, 200)}' not allowed` };
         return undefined;
     }
 
@@ -250,8 +251,8 @@ export class RuntimeServer {
     private registerMethods(): void {
         this.method(ServerInfo, () => ({ version: this.options.version, protocol: RUNTIME_PROTOCOL_VERSION, workspace: this.workspaceReal, pid: process.pid }));
         this.method(ServerAllowOrigin, ({ origin }, client) => {
-            if (!/^[a-z][a-z0-9+.-]*:\/\/[^\s/]+$/i.test(origin)) throw new JSONRPCErrorException(`server.allowOrigin: '${origin.slice(0, 100)}' is not an origin (scheme://host)`, RpcErrorCode.InvalidParams);
-            this.origins.add(origin);
+            if (!isOrigin(origin)) throw new JSONRPCErrorException(`server.allowOrigin: '${origin.slice(0, 100)}' is not an origin (scheme://host)`, RpcErrorCode.InvalidParams);
+            this.origins.add(origin.toLowerCase());
             this.log.info(`client ${client.id} allowed origin ${origin}`);
             return { origins: [...this.origins] };
         });
@@ -326,6 +327,11 @@ export class RuntimeServer {
             if (client.socket.readyState === client.socket.OPEN && client.socket.bufferedAmount < 4 * this.limits.highWater) client.socket.send(text);
         }
     }
+}
+
+/** `scheme://host[:port]`, nothing after: what a browser sends as `Origin`. */
+export function isOrigin(text: string): boolean {
+    return /^[a-z][a-z0-9+.-]*:\/\/[^\s/]+$/i.test(text);
 }
 
 function digest(text: string): Buffer {

@@ -4,19 +4,21 @@
  * replaced subscription, a corrupt run.json breaking every run lookup, a malformed upgrade
  * URL, and a run.start that asks for more replications than the server can hold.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
 import { ensureBuilt } from '../support/build.js';
-import { Client, serve, workspace, type Served } from './support.js';
+import { BIN, Client, serve, workspace, type Served } from './support.js';
 
 let dir: string;
 let server: Served;
 let good: Client;
 const STORED = '20200101-000000-000-abcdef';
 const CORRUPT = '20200101-000001-000-abcdef';
+const BAD_RESULTS = '20200101-000002-000-abcdef';
 const RECORDS = 60_000;
 
 /** A stored, completed run with a trace of RECORDS records (several MB: more than a socket holds). */
@@ -33,6 +35,13 @@ function storedRun(root: string): void {
     // A run folder whose run.json is valid JSON but not a run (hand-edited, another version, a bad disk).
     fs.mkdirSync(path.join(root, '.aimatrix', 'runs', CORRUPT));
     fs.writeFileSync(path.join(root, '.aimatrix', 'runs', CORRUPT, 'run.json'), '{}');
+    // A run whose results.json was cut short.
+    const bad = path.join(root, '.aimatrix', 'runs', BAD_RESULTS);
+    fs.mkdirSync(bad);
+    fs.writeFileSync(path.join(bad, 'run.json'), fs.readFileSync(path.join(folder, 'run.json'), 'utf8').replace(STORED, BAD_RESULTS));
+    fs.writeFileSync(path.join(bad, 'results.json'), '{"runId":"x","poi');
+    // A twin file whose name starts with two dots is inside the workspace.
+    fs.writeFileSync(path.join(root, '..shop.twin'), fs.readFileSync(path.join(root, 'shop.twin')));
 }
 
 /** The server's open file descriptors that point at a trace file (Linux: /proc). */
@@ -95,10 +104,22 @@ describe('review fixes', () => {
 
     it('lists and resolves runs when one run.json is valid JSON but not a run', async () => {
         const { runs } = await good.request(RunsList, {});
-        expect(runs.map(r => r.runId)).toEqual([STORED]);
+        expect(runs.map(r => r.runId)).toEqual([STORED, BAD_RESULTS]);
         // A prefix lookup walked every record's id: `{}` made it an internal error.
         expect(await good.request(RunResults, { runId: STORED.slice(0, 20) })).toMatchObject({ runId: STORED, results: null });
-        expect(await good.request(RunResults, { runId: 'last' })).toMatchObject({ runId: STORED });
+        expect(await good.request(RunResults, { runId: STORED })).toMatchObject({ runId: STORED });
+    });
+
+    it('answers run.results of a run whose results.json is cut short with NotFound, not an internal error', async () => {
+        await expect(good.request(RunResults, { runId: BAD_RESULTS })).rejects.toMatchObject({
+            code: RpcErrorCode.NotFound, message: expect.stringMatching(/results\.json.*unreadable/) as unknown
+        });
+        expect(server.log()).not.toMatch(/ERROR/);
+    });
+
+    it('runs a file whose name starts with two dots (inside the workspace)', async () => {
+        const { runId } = await good.request(RunStart, { file: '..shop.twin', experiment: 'Short', trace: false });
+        await good.until(n => n.method === 'run.state' && n.params.runId === runId && n.params.state === 'completed');
     });
 
     it('answers an upgrade whose URL cannot be parsed with 400 and keeps serving', async () => {
@@ -148,4 +169,27 @@ describe('shutdown while a run is being started', () => {
             fs.rmSync(own, { recursive: true, force: true });
         }
     }, 60_000);
+});
+
+describe('allowed origins', () => {
+    it('matches an allowed origin whatever the case it was given in (browsers send scheme and host in lower case)', async () => {
+        const own = workspace();
+        const served = await serve(own, ['--allow-origin', 'HTTP://LocalHost:3000']);
+        try {
+            const webview = await Client.connect(served.port, { query: served.file.token, origin: 'http://localhost:3000' });
+            expect(await webview.request(ServerInfo, {})).toMatchObject({ pid: served.child.pid });
+            webview.close();
+            await expect(Client.connect(served.port, { query: served.file.token, origin: 'http://localhost:3001' })).rejects.toMatchObject({ code: 403 });
+        } finally {
+            served.child.kill('SIGKILL');
+            fs.rmSync(own, { recursive: true, force: true });
+        }
+    }, 60_000);
+
+    it('refuses an --allow-origin that is not an origin, in one line', () => {
+        const result = spawnSync(process.execPath, [BIN, 'serve', '--workspace', dir, '--allow-origin', 'http://localhost:3000/'], { encoding: 'utf8', timeout: 30_000 });
+        expect(result.status).toBe(2);
+        expect(result.stderr).toMatch(/--allow-origin.*not an origin/);
+        expect(result.stderr).not.toMatch(/\n\s+at /);
+    });
 });
