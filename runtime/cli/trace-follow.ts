@@ -65,8 +65,17 @@ export async function followCommand(
     const colors = createColors(stdout.isTTY === true && !process.env.NO_COLOR);
     let nextId = 1;
     const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-    let finish!: (code: number) => void;
-    const done = new Promise<number>(resolve => { finish = resolve; });
+    let resolveDone!: (code: number) => void;
+    const done = new Promise<number>(resolve => { resolveDone = resolve; });
+    /** Set once: the run ended (0, 1), Ctrl+C (130), or the server closed the connection (-1). */
+    let finished: number | undefined;
+    const finish = (code: number): void => {
+        if (finished !== undefined) return;
+        finished = code;
+        resolveDone(code);
+        // A request still waiting for its answer (a hung server) must not keep Ctrl+C from working.
+        if (code === 130) for (const p of pending.values()) p.reject(new Error('interrupted'));
+    };
     let expected = opts.from ?? 0;
 
     const request = <S extends Schema, R>(type: RequestType<S, R>, params: ParamsOf<S>): Promise<R> => {
@@ -134,10 +143,13 @@ export async function followCommand(
         if (code === -1) return fail('the runtime server closed the connection before the run ended');
         return code;
     } catch (error) {
+        if (finished === 130) return 130;
         return fail(error instanceof Error ? error.message.replace(/^trace\.subscribe: /, '') : String(error));
     } finally {
         process.off('SIGINT', onInterrupt);
-        socket.close();
+        // Ctrl+C does not wait for a closing handshake a hung server may never answer.
+        if (finished === 130) socket.terminate();
+        else socket.close();
     }
 }
 

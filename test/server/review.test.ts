@@ -4,10 +4,11 @@
  * replaced subscription, a corrupt run.json breaking every run lookup, a malformed upgrade
  * URL, and a run.start that asks for more replications than the server can hold.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
+import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
 import { ensureBuilt } from '../support/build.js';
@@ -192,4 +193,32 @@ describe('allowed origins', () => {
         expect(result.stderr).toMatch(/--allow-origin.*not an origin/);
         expect(result.stderr).not.toMatch(/\n\s+at /);
     });
+});
+
+describe('aimatrix trace follow and a server that does not answer', () => {
+    it('stops on Ctrl+C (exit 130) while waiting for an answer', async () => {
+        const own = workspace();
+        // A server that accepts the connection and never answers (hung, or busy).
+        const hung = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+        await new Promise<void>(resolve => hung.once('listening', () => resolve()));
+        const asked = new Promise<void>(resolve => hung.on('connection', socket => socket.on('message', () => resolve())));
+        const port = (hung.address() as net.AddressInfo).port;
+        fs.mkdirSync(path.join(own, '.aimatrix'));
+        fs.writeFileSync(path.join(own, '.aimatrix', 'runtime.json'), JSON.stringify({ port, token: 't', pid: process.pid, version: '0', protocol: 1, workspace: own }));
+        const child = spawn(process.execPath, [BIN, 'trace', 'follow', '--workspace', own], { env: { ...process.env, NO_COLOR: '1' } });
+        let stderr = '';
+        child.stderr.setEncoding('utf8').on('data', (t: string) => { stderr += t; });
+        const exited = new Promise<number | null>(resolve => child.on('close', code => resolve(code)));
+        try {
+            await asked;
+            child.kill('SIGINT');
+            const code = await Promise.race([exited, new Promise<'still waiting'>(r => setTimeout(() => r('still waiting'), 10_000))]);
+            expect(code).toBe(130);
+            expect(stderr).not.toMatch(/\n\s+at /);
+        } finally {
+            child.kill('SIGKILL');
+            hung.close();
+            fs.rmSync(own, { recursive: true, force: true });
+        }
+    }, 60_000);
 });
