@@ -75,7 +75,9 @@ export class ResponseCache<V> {
         }
     }
 
-    delete(key: string): void {
+    /** Forgets key; with `value`, only while key still holds that value (a late failure must not evict a newer answer). */
+    delete(key: string, value?: V): void {
+        if (value !== undefined && this.entries.get(key)?.value !== value) return;
         this.entries.delete(key);
     }
 

@@ -80,7 +80,7 @@ export async function createModelHost(models: readonly ModelDecl[], opts: ModelH
             const result = runModel(m, feeds);
             // The cache holds the answer as soon as it is asked for: an identical call at the same instant is a hit too.
             const outputs = result.then(r => r.outputs);
-            outputs.catch(() => m.cache.delete(key));
+            outputs.catch(() => m.cache.delete(key, outputs));
             m.cache.set(key, outputs);
             return result;
         },

@@ -126,3 +126,22 @@ describe('inputs of other element types', () => {
         await host.dispose();
     });
 });
+
+describe('the cache and calls a replication left queued', () => {
+    it('a left-over call that is rejected does not evict the next replication\'s answer for the same input', async () => {
+        const host = await createModelHost([decl({ cacheSize: 16 })]);
+        const stale = host.infer(0, { x: [1, 2] }, call);
+        stale.catch(() => undefined);
+        host.beginReplication({ trace: undefined, wall: () => 0 });
+        const first = host.infer(0, { x: [1, 2] }, call);
+        host.flush();
+        expect((await first).info.cacheHit).toBe(false);
+        await stale.then(() => undefined, () => undefined);
+        const again = host.infer(0, { x: [1, 2] }, call);
+        host.flush();
+        const r = await again;
+        expect(r.info.cacheHit).toBe(true);
+        expect(r.outputs.y).toEqual([1, 2]);
+        await host.dispose();
+    });
+});
