@@ -133,7 +133,11 @@ async function load(decl: ModelDecl, opts: ModelHostOptions, now: () => number):
     try {
         const inputs = checkTensors(decl, 'input', session.inputMetadata, who);
         checkTensors(decl, 'output', session.outputMetadata, who);
-        const outputs = decl.outputs.length > 0 ? decl.outputs.map(t => t.name) : [...session.outputNames];
+        // Agents get numbers: a string output would read NaN. Declared, it is an error; undeclared, it is left out.
+        const stringOutputs = new Set(session.outputMetadata.filter(o => o.isTensor && o.type === 'string').map(o => o.name));
+        const declaredString = decl.outputs.find(t => stringOutputs.has(t.name));
+        if (declaredString) throw new Error(`${who}: output '${declaredString.name}' has element type string, which an agent cannot use (it gets numbers)`);
+        const outputs = decl.outputs.length > 0 ? decl.outputs.map(t => t.name) : session.outputNames.filter(n => !stringOutputs.has(n));
         return {
             decl, session, provider, fallback, inputs, outputs,
             // The engine says when every call of an instant is in (flush): no wall-clock window, so batches are the same on every run.

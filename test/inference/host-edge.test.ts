@@ -95,7 +95,7 @@ describe('calls still queued', () => {
 });
 
 describe('inputs of other element types', () => {
-    const elem: Record<string, number> = { int64: T.INT64, bool: T.BOOL };
+    const elem: Record<string, number> = { int64: T.INT64, bool: T.BOOL, string: T.STRING };
     for (const [type, e] of Object.entries(elem)) {
         const graph = onnx.GraphProto.create({
             name: 'identity',
@@ -142,6 +142,20 @@ describe('the cache and calls a replication left queued', () => {
         const r = await again;
         expect(r.info.cacheHit).toBe(true);
         expect(r.outputs.y).toEqual([1, 2]);
+        await host.dispose();
+    });
+});
+
+describe('string outputs', () => {
+    it('a declared string output fails to load naming it; an undeclared one is left out instead of reading NaN', async () => {
+        const file = path.join(dir, 'id-string.onnx');
+        const declared = decl({ name: 'Words', file, inputs: [{ name: 'x', type: 'string', shape: ['N', 2] }], outputs: [{ name: 'y', type: 'string', shape: ['N', 2] }], batch: 1 });
+        const error = await createModelHost([declared]).then(() => undefined, (e: unknown) => e as Error);
+        expect(error?.message).toBe("a.agent:3:3: model 'Words' (called by A): output 'y' has element type string, which an agent cannot use (it gets numbers)");
+        const host = await createModelHost([{ ...declared, outputs: [] }]);
+        const answer = host.infer(0, { x: ['3', '4'] }, call);
+        host.flush();
+        expect((await answer).outputs).toEqual({});
         await host.dispose();
     });
 });
