@@ -32,14 +32,19 @@ function inside(root: string, target: string): boolean {
 export function resolveInWorkspace(workspaceReal: string, file: string): string {
     if (file.length === 0 || file.includes('\0')) throw new OutsideWorkspaceError(`'${printable(file)}' is not a file name`);
     const lexical = path.resolve(workspaceReal, file);
-    if (!inside(workspaceReal, lexical)) throw new OutsideWorkspaceError(`'${printable(file)}' is outside the workspace`);
+    // The real path decides: an absolute path through a link to the workspace (macOS /var →
+    // /private/var, a linked home folder) is inside it. A missing file is reported as missing
+    // only when it would be inside, so nothing outside can be probed.
     let real: string;
     try {
         real = fs.realpathSync(lexical);
     } catch {
+        if (!inside(workspaceReal, lexical)) throw new OutsideWorkspaceError(`'${printable(file)}' is outside the workspace`);
         throw new MissingFileError(`'${printable(file)}': no such file in the workspace`);
     }
-    if (!inside(workspaceReal, real)) throw new OutsideWorkspaceError(`'${printable(file)}' leads outside the workspace (symbolic link)`);
+    if (!inside(workspaceReal, real)) {
+        throw new OutsideWorkspaceError(inside(workspaceReal, lexical) ? `'${printable(file)}' leads outside the workspace (symbolic link)` : `'${printable(file)}' is outside the workspace`);
+    }
     return real;
 }
 

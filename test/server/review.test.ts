@@ -222,3 +222,24 @@ describe('aimatrix trace follow and a server that does not answer', () => {
         }
     }, 60_000);
 });
+
+describe('a workspace reached through a symbolic link', () => {
+    it('accepts an absolute path through the link (macOS /var → /private/var, a linked home)', async () => {
+        const own = workspace();
+        const link = `${own}-link`;
+        fs.symlinkSync(own, link);
+        const served = await serve(link);
+        try {
+            const client = await Client.connect(served.port, { token: served.file.token });
+            const { runId } = await client.request(RunStart, { file: path.join(link, 'shop.twin'), experiment: 'Short', trace: false });
+            await client.until(n => n.method === 'run.state' && n.params.runId === runId && n.params.state === 'completed');
+            // Outside is still outside, whichever way it is written.
+            await expect(client.request(RunStart, { file: path.join(link, '..', path.basename(own), '..', 'x.twin') })).rejects.toMatchObject({ code: RpcErrorCode.Refused });
+            client.close();
+        } finally {
+            served.child.kill('SIGKILL');
+            fs.rmSync(link, { force: true });
+            fs.rmSync(own, { recursive: true, force: true });
+        }
+    }, 60_000);
+});
