@@ -278,6 +278,11 @@ function flatten(v: unknown): unknown[] {
     return out;
 }
 
+const INTEGER_RANGE: Partial<Record<string, readonly [number, number]>> = {
+    int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535],
+    int32: [-2147483648, 2147483647], uint32: [0, 4294967295], uint64: [0, Infinity]
+};
+
 function makeTensor(type: ort.Tensor.Type, values: readonly unknown[], shape: readonly number[], where: string): ort.Tensor {
     const dims = [...shape];
     if (type === 'string') return new ort.Tensor('string', values.map(String), dims);
@@ -290,6 +295,12 @@ function makeTensor(type: ort.Tensor.Type, values: readonly unknown[], shape: re
         // BigInt() of NaN or ±Infinity throws a RangeError that names neither the input nor the element.
         const at = numbers.findIndex(x => !Number.isFinite(x));
         if (at >= 0) throw new Error(`${where}: element ${at + 1} is ${numbers[at]}, not a whole number`);
+    }
+    const range = INTEGER_RANGE[type];
+    if (range !== undefined) {
+        // A typed array would wrap 300 into a uint8 as 44 and store NaN as 0, silently.
+        const at = numbers.findIndex(x => !(Math.trunc(x) >= range[0] && Math.trunc(x) <= range[1]));
+        if (at >= 0) throw new Error(`${where}: element ${at + 1} is ${numbers[at]}, outside ${type} (${range[0]}..${range[1]})`);
     }
     switch (type) {
         case 'float32': return new ort.Tensor('float32', Float32Array.from(numbers), dims);

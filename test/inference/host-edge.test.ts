@@ -95,7 +95,7 @@ describe('calls still queued', () => {
 });
 
 describe('inputs of other element types', () => {
-    const elem: Record<string, number> = { int64: T.INT64, bool: T.BOOL, string: T.STRING };
+    const elem: Record<string, number> = { int64: T.INT64, bool: T.BOOL, string: T.STRING, uint8: T.UINT8, int32: T.INT32 };
     for (const [type, e] of Object.entries(elem)) {
         const graph = onnx.GraphProto.create({
             name: 'identity',
@@ -123,6 +123,19 @@ describe('inputs of other element types', () => {
             const error = await Promise.resolve().then(() => host.infer(0, { x: [1, bad] }, call)).then(() => undefined, (e: unknown) => e as Error);
             expect(error?.message).toBe(`input 'x' of model 'Id': element 2 is ${bad}, not a whole number`);
         }
+        await host.dispose();
+    });
+
+    it('a value outside a narrow integer type is an error naming the input, not wrapped (300 → 44) or zeroed (NaN → 0)', async () => {
+        const host = await createModelHost([typed('uint8'), typed('int32')]);
+        const ok = [host.infer(0, { x: [255, 0] }, call), host.infer(1, { x: [-5, 2147483647] }, call)];
+        host.flush();
+        expect((await Promise.all(ok)).map(r => r.outputs.y)).toEqual([[255, 0], [-5, 2147483647]]);
+        const failed = async (model: number, x: number[]): Promise<string | undefined> =>
+            Promise.resolve().then(() => host.infer(model, { x }, call)).then(() => undefined, (e: unknown) => (e as Error).message);
+        expect(await failed(0, [1, 300])).toBe("input 'x' of model 'Id': element 2 is 300, outside uint8 (0..255)");
+        expect(await failed(0, [-1, 3])).toBe("input 'x' of model 'Id': element 1 is -1, outside uint8 (0..255)");
+        expect(await failed(1, [NaN, 3])).toBe("input 'x' of model 'Id': element 1 is NaN, outside int32 (-2147483648..2147483647)");
         await host.dispose();
     });
 });
