@@ -87,10 +87,11 @@ describe('live trace subscriptions', () => {
         expect(slow.end).toBe(stored.length);
         expect(slow.missed).toBeGreaterThan(0);
         expect(slow.missed + slow.received.size).toBe(stored.length);
-        // What it did receive is the stored records, at their sequence numbers; after the gap it had at most its buffer to read.
+        // What it did receive is the stored records, at their sequence numbers. (How much it reads after
+        // its last gap depends on timing: while its socket is full nothing is sent or skipped, and once
+        // the run has ended the rest waits in the file and is all sent, none dropped, since a2d7ab0.)
         for (const [seq, record] of [...slow.received].slice(-3)) expect(record).toEqual(JSON.parse(stored[seq]));
-        const gaps = stalled.of(TraceGap);
-        expect(stored.length - (gaps[gaps.length - 1].toSeq + 1)).toBeLessThanOrEqual(BUFFER);
+        expect(stalled.of(TraceGap).length).toBeGreaterThan(0);
         for (const c of [control, reader, stalled]) c.close();
     });
 
