@@ -147,8 +147,14 @@ async function profile(model: string, opts: ProfileCliOptions, io: ProfileIo): P
         else if (p.kind === 'stage' && live) io.stderr.write(`… ${p.message}\n`);
     };
     const report = await profileModel(options, onProgress);
-    const stored = storeProfile(io.cwd, report);
+    // A folder that cannot hold .aimatrix/profiles (read-only, or a file named .aimatrix) must not throw away the profile just measured.
+    let stored: { file: string } | undefined;
+    try {
+        stored = storeProfile(io.cwd, report);
+    } catch (error) {
+        io.stderr.write(`warning: the report is not stored under ${io.cwd}: ${oneLine(error)}\n`);
+    }
     if (opts.json) io.stdout.write(JSON.stringify(report) + '\n');
-    else io.stdout.write(formatProfile(report, stored.file));
+    else io.stdout.write(formatProfile(report, stored?.file));
     return 0;
 }
