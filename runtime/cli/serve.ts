@@ -4,6 +4,7 @@
  * `server.shutdown`. Exit status 0 after a clean stop, 1 when it cannot start.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { liveServer } from '../server/connection-file.js';
@@ -57,6 +58,16 @@ function whole(min: number, max: number): (value: string) => number {
     };
 }
 
+/** Whether something accepts connections on 127.0.0.1:port (a timeout counts as yes: better refuse than run two servers). */
+function listening(port: number): Promise<boolean> {
+    return new Promise(resolve => {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.setTimeout(2000, () => { socket.destroy(); resolve(true); });
+        socket.once('connect', () => { socket.destroy(); resolve(true); });
+        socket.once('error', () => { socket.destroy(); resolve(false); });
+    });
+}
+
 async function serveCommand(opts: ServeOptions): Promise<number> {
     const workspace = path.resolve(opts.workspace ?? process.cwd());
     if (!fs.existsSync(workspace) || !fs.statSync(workspace).isDirectory()) {
@@ -64,7 +75,9 @@ async function serveCommand(opts: ServeOptions): Promise<number> {
         return 1;
     }
     const running = liveServer(workspace);
-    if (running) {
+    // A file whose pid is alive but whose port takes no connection was left by a server that
+    // died (the pid now belongs to another process, e.g. after a restart): it is stale.
+    if (running && await listening(running.port)) {
         process.stderr.write(`aimatrix: a runtime server already serves ${workspace} (pid ${running.pid}, port ${running.port})\n`);
         return 1;
     }

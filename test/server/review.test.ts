@@ -243,3 +243,24 @@ describe('a workspace reached through a symbolic link', () => {
         }
     }, 60_000);
 });
+
+describe('a connection file left by a server that died', () => {
+    it('is stale when its port takes no connection, even if its pid now belongs to another process', async () => {
+        const own = workspace();
+        // A port nobody listens on, and a pid that is alive (this test's own process).
+        const probe = net.createServer();
+        await new Promise<void>(resolve => probe.listen(0, '127.0.0.1', () => resolve()));
+        const deadPort = (probe.address() as net.AddressInfo).port;
+        await new Promise<void>(resolve => probe.close(() => resolve()));
+        fs.mkdirSync(path.join(own, '.aimatrix'));
+        fs.writeFileSync(path.join(own, '.aimatrix', 'runtime.json'), JSON.stringify({ port: deadPort, token: 'old', pid: process.pid, version: '0', protocol: 1, workspace: own }));
+        const served = await serve(own);
+        try {
+            expect(served.file.pid).toBe(served.child.pid);
+            expect(served.file.token).not.toBe('old');
+        } finally {
+            served.child.kill('SIGKILL');
+            fs.rmSync(own, { recursive: true, force: true });
+        }
+    }, 60_000);
+});
