@@ -123,6 +123,16 @@ describe('review fixes', () => {
         await good.until(n => n.method === 'run.state' && n.params.runId === runId && n.params.state === 'completed');
     });
 
+    it('starts runs asked for at the same moment (one batch), each to its own end', async () => {
+        const ids = await Promise.all([0, 1, 2].map(() => good.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 2 })));
+        const runIds = ids.map(r => r.runId);
+        expect(new Set(runIds).size).toBe(3);
+        for (const runId of runIds) {
+            await good.until(n => n.method === 'run.state' && n.params.runId === runId && n.params.state === 'completed');
+            expect(await good.request(RunResults, { runId })).toMatchObject({ runId, state: 'completed' });
+        }
+    });
+
     it('answers an upgrade whose URL cannot be parsed with 400 and keeps serving', async () => {
         const reply = await new Promise<string>((resolve, reject) => {
             const socket = net.connect(server.port, '127.0.0.1', () => {
