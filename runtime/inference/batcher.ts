@@ -180,8 +180,9 @@ export class MicroBatcher {
 
 /** Every input and output is a tensor whose first dimension is symbolic. */
 export function hasDynamicBatch(session: ort.InferenceSession): boolean {
+    // A first dimension whose name recurs on another axis (`[N, N]`) is not a batch that rows can be stacked along.
     const dynamicFirst = (m: ort.InferenceSession.ValueMetadata): boolean =>
-        m.isTensor && m.shape.length > 0 && typeof m.shape[0] === 'string';
+        m.isTensor && m.shape.length > 0 && typeof m.shape[0] === 'string' && (m.shape[0] === '' || !m.shape.slice(1).includes(m.shape[0]));
     return session.inputMetadata.length > 0 && session.inputMetadata.every(dynamicFirst) && session.outputMetadata.every(dynamicFirst);
 }
 

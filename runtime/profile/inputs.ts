@@ -102,7 +102,8 @@ export function planInputs(inputs: readonly OnnxTensorInfo[], dims: ReadonlyMap<
             const key = axisKey(input.name, axis);
             const byAxis = dims.get(key);
             const byName = d !== '?' ? dims.get(d) : undefined;
-            if (axis === batchAxis) {
+            // The batch's name names the same size wherever it occurs (`[N, N]`): each such axis is the batch.
+            if (axis === batchAxis || (batchName !== undefined && d === batchName)) {
                 if (byAxis !== undefined || byName !== undefined) {
                     throw new ProfileUsageError(`--dim ${byAxis !== undefined ? key : d}: that is the batch dimension of input '${input.name}'; set it with --batch`);
                 }

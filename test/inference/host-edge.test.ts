@@ -172,3 +172,19 @@ describe('string outputs', () => {
         await host.dispose();
     });
 });
+
+describe('MicroBatcher and a batch name on two axes', () => {
+    it('does not stack calls of an [N, N] model along the first axis (the merged [2, 1] would not be [2, 2])', async () => {
+        const graph = onnx.GraphProto.create({
+            name: 'nn', node: [onnx.NodeProto.create({ opType: 'Identity', name: 'i', input: ['x'], output: ['y'] })],
+            input: [valueInfo('x', ['N', 'N'], T.FLOAT)], output: [valueInfo('y', ['N', 'N'], T.FLOAT)]
+        });
+        const file = path.join(dir, 'nn.onnx');
+        fs.writeFileSync(file, onnx.ModelProto.encode(onnx.ModelProto.create({ irVersion: 8, producerName: 'aimatrix test', opsetImport: [{ domain: '', version: 13 }], graph })).finish());
+        const { MicroBatcher } = await import('../../runtime/inference/batcher.js');
+        const { openSession } = await import('../../runtime/inference/providers.js');
+        const { session } = await openSession(file, { providers: ['cpu'] });
+        expect(new MicroBatcher(session, { maxBatch: 8, maxWaitMs: 0 }).batching).toBe(false);
+        await session.release();
+    });
+});

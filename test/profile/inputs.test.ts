@@ -96,3 +96,12 @@ describe('makeFeeds', () => {
         expect(makeFeeds(plan, 32).x.dims).toEqual([32, 4]);
     });
 });
+
+describe('planInputs with the batch name on several axes', () => {
+    it('fills every axis named like the batch ([N, N], and N in a second input) with the batch size', () => {
+        const plan = planInputs([t('x', 'float32', ['N', 'N']), t('lengths', 'int64', [4, 'N'])], none);
+        expect(plan.inputs.map(i => shapeFor(i, 3))).toEqual([[3, 3], [4, 3]]);
+        expect(plan.inputs.map(reportShape)).toEqual([['N', 'N'], [4, 'N']]);
+        expect(() => planInputs([t('x', 'float32', ['N', 'N'])], new Map([['N', 2]]))).toThrow(/batch dimension/);
+    });
+});
