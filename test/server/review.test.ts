@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
+import { ModelProfile, RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
 import { ensureBuilt } from '../support/build.js';
 import { BIN, Client, serve, workspace, type Served } from './support.js';
 
@@ -154,6 +154,16 @@ describe('review fixes', () => {
             .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/replications/) as unknown });
         await expect(good.request(RunStart, { file: 'shop.twin', experiment: 'Short', workers: 100_000 }))
             .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/workers: at most \d+/) as unknown });
+        expect(await good.request(ServerInfo, {})).toMatchObject({ pid: server.child.pid });
+    });
+
+    it('refuses a model profile that would hold the server for hours or take its memory, and keeps serving', async () => {
+        await expect(good.request(ModelProfile, { file: 'none.onnx', iterations: 1e12 }))
+            .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/'iterations' must be ≤ 1000000/) as unknown });
+        await expect(good.request(ModelProfile, { file: 'none.onnx', batches: [1, 1e9] }))
+            .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/'batches' must be an array of whole numbers ≥ 1 and ≤ 65536/) as unknown });
+        await expect(good.request(ModelProfile, { file: 'none.onnx', concurrency: 100_000 }))
+            .rejects.toMatchObject({ code: RpcErrorCode.InvalidParams, message: expect.stringMatching(/'concurrency' must be ≤ 1024/) as unknown });
         expect(await good.request(ServerInfo, {})).toMatchObject({ pid: server.child.pid });
     });
 });
