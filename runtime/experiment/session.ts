@@ -106,21 +106,31 @@ export function launchRun(prepared: Extract<Prepared, { kind: 'ready' }>, option
     const stored = store.file(record.id, 'trace.jsonl');
     const traceFile = options.trace === 'none' ? undefined
         : options.trace === 'live' ? stored : path.join(store.folder(record.id), '.trace.jsonl.part');
-    if (traceFile) {
-        const header: TraceHeader = {
-            kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
-            experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
-            seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
-        };
-        writeTraceHeader(traceFile, header);
-    }
     const source: TwinSource = { file: absolute, experiment: plan.experiment, cwd: options.cwd };
-    const handle = runExperiment({
-        workerEntry: options.workerEntry, source, plan, workers: options.workers, wallOrigin,
-        trace: traceFile ? { file: traceFile, point: 0, replication: 0 } : undefined,
-        onProgress: options.onProgress,
-        onWarning: options.onWarning
-    });
+    // The run is stored as running from here: a failure to start it (the trace header cannot be
+    // written, a worker cannot be made) ends it as failed, or it would stay running for good.
+    let handle: RunHandle;
+    try {
+        if (traceFile) {
+            const header: TraceHeader = {
+                kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
+                experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
+                seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
+            };
+            writeTraceHeader(traceFile, header);
+        }
+        handle = runExperiment({
+            workerEntry: options.workerEntry, source, plan, workers: options.workers, wallOrigin,
+            trace: traceFile ? { file: traceFile, point: 0, replication: 0 } : undefined,
+            onProgress: options.onProgress,
+            onWarning: options.onWarning
+        });
+    } catch (error) {
+        const message = `the run could not start: ${error instanceof Error ? error.message : String(error)}`;
+        if (traceFile) fs.rmSync(traceFile, { force: true });
+        store.update(record, { state: 'failed', endedAt: new Date().toISOString(), reason: message });
+        throw new Error(message);
+    }
     const end = handle.result.then(
         (result): RunEnd => {
             const report = buildReport(record.id, plan, result);

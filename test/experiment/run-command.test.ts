@@ -121,3 +121,17 @@ describe('runCommand on a terminal', () => {
         expect(results.perReplication[0].replications.map(x => x.status)).toEqual(['stopped', 'not run', 'not run', 'not run']);
     });
 });
+
+describe('a run that cannot start', () => {
+    it('is stored as failed with the reason, not left running', async () => {
+        const stdout = new PassThrough();
+        const stderr = new PassThrough();
+        // A worker script path that is not absolute: the worker cannot be made at all.
+        const io: RunIo = { cwd: dir, stdout, stderr, workerEntry: 'worker.cjs', onInterrupt: () => () => undefined };
+        const before = new Set(new RunStore(dir).list().map(r => r.id));
+        await expect(runCommand('fake.twin', { workers: 1 }, io)).rejects.toThrow(/^the run could not start: /);
+        const made = new RunStore(dir).list().filter(r => !before.has(r.id));
+        expect(made).toHaveLength(1);
+        expect(made[0]).toMatchObject({ state: 'failed', reason: expect.stringMatching(/^the run could not start: /) as unknown });
+    });
+});
