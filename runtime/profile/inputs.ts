@@ -141,8 +141,8 @@ export function reportShape(input: PlannedInput): (number | string)[] {
     return input.dims.map(d => (d.kind === 'fixed' ? d.size : d.label));
 }
 
-/** mulberry32: seeded, so a profile feeds the same values every time. */
-function generator(seed: number): () => number {
+/** mulberry32: seeded, so a profile feeds the same values every time (the tests' generated models use it too). */
+export function mulberry32(seed: number): () => number {
     let a = seed | 0;
     return () => {
         a = (a + 0x6d2b79f5) | 0;
@@ -167,7 +167,7 @@ function toHalf(x: number): number {
  * 0..9 (small enough to be valid indices for most models), booleans 0/1.
  */
 export function makeFeeds(plan: InputPlan, batch: number, seed = 1): Record<string, ort.Tensor> {
-    const rnd = generator(seed);
+    const rnd = mulberry32(seed);
     const feeds: Record<string, ort.Tensor> = {};
     for (const input of plan.inputs) {
         const dims = shapeFor(input, batch);

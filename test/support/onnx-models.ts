@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { onnx } from 'onnx-proto';
+import { mulberry32 } from '../../runtime/profile/inputs.js';
 
 const DataType = onnx.TensorProto.DataType;
 
@@ -33,16 +34,8 @@ const ELEMENT_TYPE: Record<ElementType, number> = {
 /** One dimension: a fixed size or the name of a symbolic (dynamic) dimension. */
 export type Dim = number | string;
 
-/** mulberry32: a small, fast, seedable generator (same as the peer benchmarks use). */
-export function mulberry32(seed: number): () => number {
-    let a = seed | 0;
-    return () => {
-        a = (a + 0x6d2b79f5) | 0;
-        let t = Math.imul(a ^ (a >>> 15), a | 1);
-        t = (t + Math.imul(t ^ (t >>> 7), t | 61)) ^ t;
-        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-}
+/** mulberry32: a small, fast, seedable generator (same as the peer benchmarks use); the profiler's own. */
+export { mulberry32 };
 
 function valueInfo(name: string, elemType: number, dims: readonly Dim[]): onnx.ValueInfoProto {
     return onnx.ValueInfoProto.create({
