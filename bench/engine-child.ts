@@ -1,7 +1,8 @@
 /**
  * One measurement of `npm run bench:engine`, in its own process (so peak memory is its own):
- *   des N [trace]  the bank twin (examples/bank) with `limit N` customers, run to the end;
- *                  with `trace`, every trace record goes to a sink that only counts them
+ *   des N [trace|file]  the bank twin (examples/bank) with `limit N` customers, run to the end;
+ *                  with `trace`, every record is encoded (runtime/trace/binary.ts) and the blocks
+ *                  dropped; with `file`, the blocks are written to a temporary file as a run's are
  *   sir REPS  the epidemic twin at dt = 0.01 d over 10,000 days (1,000,000 RK4 steps), REPS passes
  * Prints one line `RESULT {json}`. Bundled by bench/engine.ts with esbuild (Langium is ESM).
  */
@@ -11,6 +12,9 @@ import { EmptyFileSystem, URI } from 'langium';
 import { createAiMatrixServices } from '../language-server/src/aimatrix-module.js';
 import * as ast from '../language-server/generated/ast.js';
 import { compileTwin } from '../runtime/engine/compile.js';
+import { TraceEncoder } from '../runtime/trace/binary.js';
+import { BlockFileWriter } from '../runtime/trace/block-file.js';
+import * as os from 'node:os';
 
 const root = process.env.AIMATRIX_ROOT ?? process.cwd();
 
@@ -27,14 +31,19 @@ async function twinOf(file: string, edit: (text: string) => string): Promise<ast
     return twin;
 }
 
-async function des(n: number, traced: boolean): Promise<void> {
+async function des(n: number, mode: string | undefined): Promise<void> {
     const twin = await twinOf('examples/bank/bank.twin', t => t.replace(/(source Arrivals .*?)( into Serve)/, `$1 limit ${n}$2`));
     const model = compileTwin(twin);
+    const file = path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
+    const fd = mode === 'file' ? fs.openSync(file, 'w') : -1;
+    const trace = mode === 'trace' ? new TraceEncoder({ enabled: true, blocks: true, block: () => undefined })
+        : mode === 'file' ? new TraceEncoder(new BlockFileWriter(fd)) : undefined;
     const t0 = process.hrtime.bigint();
-    let records = 0;
-    const trace = traced ? { enabled: true, record: () => { records++; } } : undefined;
     const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0, trace });
+    trace?.flush();
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const records = trace?.count ?? 0;
+    if (fd >= 0) { fs.closeSync(fd); fs.rmSync(file); }
     if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
     console.log('RESULT ' + JSON.stringify({
         bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, events: r.events, events_per_s: r.events / s,
@@ -60,5 +69,5 @@ async function sir(reps: number): Promise<void> {
 }
 
 const [mode, arg] = process.argv.slice(2);
-const run = mode === 'des' ? des(Number(arg ?? 1000000), process.argv[4] === 'trace') : sir(Number(arg ?? 5));
+const run = mode === 'des' ? des(Number(arg ?? 1000000), process.argv[4]) : sir(Number(arg ?? 5));
 run.catch(e => { console.error(e); process.exit(1); });

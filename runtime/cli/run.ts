@@ -6,6 +6,7 @@
  * Exit status: 0 when every replication completed; 1 when the model has errors or a
  * replication failed; 2 on a usage error; 130 when stopped by Ctrl+C (what finished is kept).
  */
+import { writeJsonl } from '../trace/convert.js';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -177,7 +178,10 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
     const { record, report, result, finished, total } = end;
     if (end.traceFile && opts.trace !== undefined) {
         try {
-            copyAtomic(end.traceFile, path.resolve(io.cwd, opts.trace));
+            // JSON Lines unless the name asks for the stored (binary) trace itself.
+            const target = path.resolve(io.cwd, opts.trace);
+            if (target.endsWith('.aimtrace')) copyAtomic(end.traceFile, target);
+            else writeJsonl(end.traceFile, target);
         } catch (error) {
             io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${(error as NodeJS.ErrnoException).code ?? String(error)} (it is stored in ${relative(io.cwd, end.traceFile)})\n`);
         }

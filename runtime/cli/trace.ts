@@ -77,11 +77,11 @@ export async function exportCommand(ref: string, opts: ExportOptions, cwd: strin
         if (error instanceof RunNotFoundError) return fail(error.message);
         throw error;
     }
-    let traceFile = store.file(runId, 'trace.jsonl');
-    if (!fs.existsSync(traceFile)) {
+    let traceFile = store.traceFile(runId);
+    if (traceFile === undefined) {
         // A run killed before it ended (aimatrix run) left its trace in the hidden part file.
-        const part = path.join(store.folder(runId), '.trace.jsonl.part');
-        if (state === 'incomplete' && fs.existsSync(part)) traceFile = part;
+        const part = store.tracePartFile(runId);
+        if (state === 'incomplete' && part !== undefined) traceFile = part;
         else return fail(state === 'running' ? `run ${runId} is still running: its trace is stored when it ends` : `run ${runId} has no trace (run it with --trace FILE)`);
     }
     const note = (truncated: boolean): string => state === 'incomplete' || truncated ? ` (the run did not finish: its trace up to the last complete record)` : '';

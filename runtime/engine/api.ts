@@ -4,6 +4,7 @@
  * The engine is plain Node: no I/O, no clock and no randomness except what it is given.
  */
 import type { SourceLocation, TraceSink } from '../../protocol/index.js';
+import type { TraceEncoder } from '../trace/binary.js';
 
 export type Constant = number | boolean | string;
 
@@ -35,7 +36,12 @@ export interface ReplicationSpec {
     readonly warmup: number;
     /** Parameter values that replace the model's, in base units. */
     readonly overrides?: Readonly<Record<string, Constant>>;
-    readonly trace?: TraceSink;
+    /**
+     * Where the trace goes: an encoder of the binary trace (what workers give: records stay
+     * numbers and string ids until a reader decodes them), or any sink of records (decoded
+     * from the same encoding at each block, and at the end of the replication).
+     */
+    readonly trace?: TraceSink | TraceEncoder;
     /** Called now and then (every few thousand events) with the progress of the run. */
     readonly onProgress?: (simTime: number, events: number) => void;
     /** Checked with onProgress; returning true stops the replication cleanly. */

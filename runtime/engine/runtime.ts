@@ -26,7 +26,8 @@ import {
 import * as H from './random.js';
 import { Xoshiro128, type Uniform } from './random.js';
 import { AgentSeries, EntityQueue, EventHeap, QuantileSketch, Tally, TimeWeighted } from './structures.js';
-import type { SourceLocation, TraceSink } from '../../protocol/index.js';
+import type { SourceLocation, TraceRecord, TraceSink } from '../../protocol/index.js';
+import { BLOCK_HEAD, CAT_ENTITY, CAT_QUEUE, CAT_STEP, NONE, TraceDecoder, TraceEncoder } from '../trace/binary.js';
 
 const EV_ARRIVAL = 0, EV_RESUME = 1, EV_SD = 2, EV_TIMER = 3, EV_MSG = 4, EV_WARMUP = 5, EV_HEARTBEAT = 6;
 
@@ -100,6 +101,33 @@ interface PendingInfer {
 interface Ballot { window: number; voters: Set<number> }
 
 const defaultWallClock = () => performance.now() * 1000;
+
+/**
+ * While tracing, the wall clock is read once every this many events (a power of two, minus
+ * one) and the records between take that reading: a read costs about as much as a customer
+ * of the bank example. Cold records (agents, messages, model calls, errors) read it themselves.
+ */
+const WALL_EVERY = 63;
+
+/** The string ids of the hot records, interned once per replication in its encoder. */
+interface TraceIds {
+    readonly entity: readonly number[];
+    readonly entityPrefix: readonly number[];
+    readonly busy: readonly number[];
+    readonly queueLen: readonly number[];
+    readonly queueSpan: readonly number[];
+    readonly stock: readonly number[];
+    readonly delay: number;
+    /** By site, made on first use (-1: not yet). */
+    readonly sites: number[];
+}
+
+/** An encoder whose blocks are decoded back into records for a sink of records (tests, in-process consumers). */
+function recordEncoder(sink: TraceSink): TraceEncoder {
+    const decoder = new TraceDecoder();
+    const emit = (r: TraceRecord): void => sink.record(r);
+    return new TraceEncoder({ enabled: true, blocks: true, block: bytes => decoder.decode(bytes.subarray(BLOCK_HEAD), emit) });
+}
 
 /**
  * The strings the trace writes, made once per compiled program: the names as flat one-byte
@@ -289,22 +317,40 @@ export class Replication {
 
     // ---- tracing
     private readonly tr: boolean;
-    private readonly sink: TraceSink | undefined;
+    /** Where records go (undefined when not tracing): hot ones as numbers and string ids, cold ones as records. */
+    private readonly enc: TraceEncoder | undefined;
+    /** The encoder came with the spec: its owner flushes it. */
+    private readonly ownEncoder: boolean;
     private readonly wallClock: () => number;
     private readonly wall0: number;
+    /** The wall clock at the last reading (every WALL_EVERY + 1 events): what hot records carry. */
+    private wallNow = 0;
     private nextId = 1;
-    /** The trace's strings (undefined when not tracing). */
+    /** The trace's strings and their ids (undefined when not tracing). */
     private readonly tn: TraceNames | undefined;
+    private readonly ids: TraceIds | undefined;
 
     constructor(private readonly program: Program, private readonly spec: ReplicationSpec) {
         const p = program;
         this.horizon = spec.horizon;
         this.warmup = spec.warmup > 0 ? spec.warmup : 0;
         this.tr = spec.trace?.enabled === true;
-        this.sink = this.tr ? spec.trace : undefined;
         this.wallClock = spec.wallClock ?? defaultWallClock;
         this.wall0 = this.wallClock();
         this.tn = this.tr ? traceNames(program) : undefined;
+        const given = spec.trace;
+        // Told apart by shape, not instanceof: the encoder may come from another bundle.
+        this.ownEncoder = !(given !== undefined && typeof (given as Partial<TraceEncoder>).span === 'function');
+        this.enc = !this.tr ? undefined : this.ownEncoder ? recordEncoder(given as TraceSink) : given as TraceEncoder;
+        if (this.enc) {
+            const enc = this.enc;
+            const tn = this.tn!;
+            const ids = (names: readonly string[]) => names.map(n => enc.intern(n));
+            this.ids = {
+                entity: ids(tn.entity), entityPrefix: ids(tn.entityPrefix), busy: ids(tn.busy), queueLen: ids(tn.queueLen),
+                queueSpan: ids(tn.queueSpan), stock: ids(tn.stock), delay: enc.intern('delay'), sites: new Array<number>(tn.sites.length).fill(-1)
+            };
+        }
         this.host = spec.models;
 
         this.streams = p.streamNames.map(name =>
@@ -396,6 +442,14 @@ export class Replication {
     // ================================================================ run
 
     run(): ReplicationResult {
+        try {
+            return this.runSync();
+        } finally {
+            if (this.ownEncoder) this.enc?.flush();
+        }
+    }
+
+    private runSync(): ReplicationResult {
         const des = this.start();
         let stopped = false;
         if (!des && this.program.hasFlows) {
@@ -415,10 +469,18 @@ export class Replication {
      * takes no simulated time), and the loop goes on.
      */
     async runAsync(): Promise<ReplicationResult> {
+        try {
+            return await this.runAsyncBody();
+        } finally {
+            if (this.ownEncoder) this.enc?.flush();
+        }
+    }
+
+    private async runAsyncBody(): Promise<ReplicationResult> {
         if (this.program.usesInference && !this.host) {
             throw new Error(`twin '${this.program.twin}' has agents that call models: give the replication a model host (ReplicationSpec.models)`);
         }
-        this.host?.beginReplication({ trace: this.sink, wall: () => this.wall() });
+        this.host?.beginReplication({ trace: this.enc ? { enabled: true, record: r => this.enc!.record(r) } : undefined, wall: () => this.wall() });
         const des = this.start();
         let stopped = false;
         if (!des && this.program.hasFlows) {
@@ -470,13 +532,15 @@ export class Replication {
         const horizon = this.horizon;
         const spec = this.spec;
         const checkEvery = spec.onProgress || spec.shouldStop ? 4095 : -1;
+        const tr = this.tr;
+        if (tr) this.wallNow = this.wall();
         while (heap.n > 0) {
             if (heap.t[0] > horizon) break;
             // Behaviours wait on models: time moves on only once they have their answers.
             if (this.pendingN !== 0 && heap.t[0] > this.now) return false;
             heap.pop();
             this.now = heap.topT;
-            this.events++;
+            if ((++this.events & WALL_EVERY) === 0 && tr) this.wallNow = this.wall();
             switch (heap.topK) {
                 case EV_ARRIVAL: this.arrival(heap.topA); break;
                 case EV_RESUME: {
@@ -502,6 +566,7 @@ export class Replication {
                 else this.dirty = false;
             }
             if ((this.events & checkEvery) === 0 && checkEvery > 0) {
+                this.enc?.flushIfDue();
                 spec.onProgress?.(this.now, this.events);
                 if (spec.shouldStop?.()) return true;
             }
@@ -548,7 +613,7 @@ export class Replication {
         for (const m of this.MP) { m.finish(now); m.reset(now); }
         for (const m of this.ML) { if (m) { m.ramp(now, m.value); m.reset(now); } }
         this.completions.fill(0);
-        if (this.tr) this.sink!.record({ kind: 'instant', name: 'warm-up: statistics reset', t: now, wall: this.wall() });
+        if (this.tr) this.enc!.record({ kind: 'instant', name: 'warm-up: statistics reset', t: now, wall: this.wall() });
     }
 
     // ================================================================ entities
@@ -610,7 +675,7 @@ export class Replication {
                 if (f !== null) (this.AT[slots[k]] as Float64Array)[e] = f(e) as number;
             }
         }
-        if (this.tr) { this.eSpan[e] = this.nextId++; this.eWallBorn[e] = this.wall(); }
+        if (this.tr) { this.eSpan[e] = this.nextId++; this.eWallBorn[e] = this.wallNow; }
         if (++this.srcCreated[s] < this.srcLimit[s]) this.scheduleArrival(s);
         this.enter(e, this.srcTarget[s]);
         this.runEntity(e);
@@ -644,10 +709,9 @@ export class Replication {
             }
         }
         if (this.tr) {
-            this.sink!.record({
-                kind: 'span', id: this.eSpan[e], name: this.tn!.entity[this.eType[e]], cat: 'entity',
-                start: this.eBorn[e], end: this.now, wallStart: this.eWallBorn[e], wallEnd: this.wall(), subject: this.traceEntity(e)
-            });
+            const type = this.eType[e];
+            this.enc!.span(CAT_ENTITY, this.ids!.entity[type], this.eSpan[e], 0, this.ids!.entityPrefix[type], this.eSerial[e], NONE,
+                this.eBorn[e], this.now, this.eWallBorn[e], this.wallNow);
         }
         if (this.freeN === this.free.length) { const f = new Int32Array(this.free.length * 2 + 16); f.set(this.free); this.free = f; }
         this.free[this.freeN++] = e;
@@ -693,7 +757,7 @@ export class Replication {
                     if (q.n === 0 && this.busy[r] + amt <= this.capacity[r]) {
                         this.busy[r] += amt;
                         this.MB[r].set(now, this.busy[r]);
-                        if (this.tr) this.counter(this.tn!.busy[r], this.busy[r]);
+                        if (this.tr) this.counter(this.ids!.busy[r], this.busy[r]);
                         this.dirty = true;
                         pc++;
                         continue;
@@ -703,7 +767,7 @@ export class Replication {
                     this.ePc[e] = pc;
                     q.push(e, ins.fn2 === null ? 0 : Number(ins.fn2(e)));
                     this.MQ[r].set(now, q.n);
-                    if (this.tr) this.counter(this.tn!.queueLen[r], q.n);
+                    if (this.tr) this.counter(this.ids!.queueLen[r], q.n);
                     this.tryServe(r);
                     return;
                 }
@@ -714,7 +778,7 @@ export class Replication {
                     if (b < 0 || !(amt >= 0)) this.failRelease(ins, r, amt);
                     this.busy[r] = b;
                     this.MB[r].set(now, b);
-                    if (this.tr) this.counter(this.tn!.busy[r], b);
+                    if (this.tr) this.counter(this.ids!.busy[r], b);
                     if (this.queues[r].n > 0) this.tryServe(r);
                     this.dirty = true;
                     pc++;
@@ -800,11 +864,9 @@ export class Replication {
     }
 
     private traceQueued(e: number, r: number): void {
-        const w = this.wall();
-        this.sink!.record({
-            kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: this.tn!.queueSpan[r], cat: 'queue',
-            start: this.eQStart[e], end: this.now, wallStart: w, wallEnd: w, subject: this.traceEntity(e)
-        });
+        const w = this.wallNow;
+        this.enc!.span(CAT_QUEUE, this.ids!.queueSpan[r], this.nextId++, this.eSpan[e], this.ids!.entityPrefix[this.eType[e]], this.eSerial[e], NONE,
+            this.eQStart[e], this.now, w, w);
     }
 
     /** Grants waiting entities the resource while the head of the queue fits. */
@@ -829,8 +891,8 @@ export class Replication {
             this.MB[r].set(now, this.busy[r]);
             this.MQ[r].set(now, q.n);
             if (this.tr) {
-                this.counter(this.tn!.busy[r], this.busy[r]);
-                this.counter(this.tn!.queueLen[r], q.n);
+                this.counter(this.ids!.busy[r], this.busy[r]);
+                this.counter(this.ids!.queueLen[r], q.n);
             }
         }
     }
@@ -874,7 +936,7 @@ export class Replication {
         const m = this.ML[i];
         if (m !== null) m.set(this.now, v);
         this.dirty = true;
-        if (this.tr) this.counter(this.tn!.stock[i], v);
+        if (this.tr) this.enc!.counter(this.ids!.stock[i], this.now, this.wall(), v);
     }
 
     /** Advances the integrator to time t: whole steps on the grid k·dt, and a partial step to t when t is between. */
@@ -912,7 +974,7 @@ export class Replication {
 
     private traceStocks(t: number): void {
         const w = this.wall();
-        for (let j = 0; j < this.Y.length; j++) this.sink!.record({ kind: 'counter', name: this.tn!.stock[j], t, wall: w, value: this.Y[j] });
+        for (let j = 0; j < this.Y.length; j++) this.enc!.counter(this.ids!.stock[j], t, w, this.Y[j]);
     }
 
     // ================================================================ agents
@@ -965,7 +1027,7 @@ export class Replication {
         if (r !== undefined) this.track(r as Promise<unknown>, g, a);
         this.dirty = true;
         if (this.tr) {
-            this.sink!.record({
+            this.enc!.record({
                 kind: 'span', id: this.nextId++, name: what, cat: 'agent', start: this.now, end: this.now,
                 wallStart: w0, wallEnd: this.wall(), subject: this.traceAgent(g, a)
             });
@@ -1005,7 +1067,7 @@ export class Replication {
         this.messages[slot] = m;
         this.heap.push(this.now, EV_MSG, slot, 0);
         if (this.tr) {
-            this.sink!.record({ kind: 'message', id, phase: 'send', channel: this.tn!.channel[channel], from, t: this.now, wall: this.wall(), payload: plain(payload) });
+            this.enc!.record({ kind: 'message', id, phase: 'send', channel: this.tn!.channel[channel], from, t: this.now, wall: this.wall(), payload: plain(payload) });
         }
     }
 
@@ -1053,7 +1115,7 @@ export class Replication {
             for (let a = from; a < to; a++) {
                 if (a === self) continue;
                 if (this.tr) {
-                    this.sink!.record({
+                    this.enc!.record({
                         kind: 'message', id: this.nextId++, phase: 'receive', channel: this.tn!.channel[m.channel], from: m.from,
                         to: this.traceAgent(g, a), link: m.id, t: this.now, wall: this.wall(), payload: plain(m.payload)
                     });
@@ -1077,7 +1139,7 @@ export class Replication {
     /** The k-th heartbeat of coordinator c, at k·heartbeat: an instant in the trace; stale consensus votes go. */
     private heartbeat(c: number, k: number): void {
         const coord = this.program.coordinators[c];
-        if (this.tr) this.sink!.record({ kind: 'instant', name: 'heartbeat', t: this.now, wall: this.wall(), subject: this.tn!.coordinator[c] });
+        if (this.tr) this.enc!.record({ kind: 'instant', name: 'heartbeat', t: this.now, wall: this.wall(), subject: this.tn!.coordinator[c] });
         if (coord.strategy === 'consensus') {
             const window = Math.floor(this.now / coord.heartbeat);
             for (const [key, b] of this.ballots[coord.group]) if (b.window < window) this.ballots[coord.group].delete(key);
@@ -1126,7 +1188,7 @@ export class Replication {
                 dec.criteria.forEach((c, k) => { criteria[c.name] = raw[i * nCrit + k]; });
                 return { option: o.name, score: score[i], criteria };
             });
-            this.sink!.record({
+            this.enc!.record({
                 kind: 'decision', id: this.nextId++, decision: dec.name, agent: this.curG >= 0 ? this.agentName(this.curG, a) : '',
                 t: this.now, wall: this.wall(), chosen, scores, weights
             });
@@ -1136,7 +1198,7 @@ export class Replication {
 
     log(a: number, _st: unknown, message: unknown, site: number): void {
         if (this.tr) {
-            this.sink!.record({
+            this.enc!.record({
                 kind: 'instant', name: 'log', t: this.now, wall: this.wall(), subject: this.curG >= 0 ? this.traceAgent(this.curG, a) : undefined,
                 attrs: { message: String(message) }, loc: this.tn!.sites[site]
             });
@@ -1245,7 +1307,7 @@ export class Replication {
     private traceInference(call: PendingInfer, result: InferResult): void {
         const info = result.info;
         const name = this.tn!.model[call.model];
-        this.sink!.record({
+        this.enc!.record({
             kind: 'span', id: this.nextId++, name, cat: 'inference', start: this.now, end: this.now,
             wallStart: call.wall0, wallEnd: this.wall(), subject: this.traceAgent(call.act.g, call.act.a),
             attrs: { model: name, provider: info.provider, batch: info.batch, queueWaitUs: round1(info.queueWaitUs), runUs: round1(info.runUs), cacheHit: info.cacheHit },
@@ -1260,7 +1322,7 @@ export class Replication {
         const message = reason.includes(`'${name}'`) ? reason : `model '${name}': ${reason}`;
         const loc = this.program.sites[call.site];
         const err = new SimulationError(message, loc, this.now, this.agentName(call.act.g, call.act.a));
-        if (this.tr) this.sink!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
+        if (this.tr) this.enc!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
         return err;
     }
 
@@ -1339,11 +1401,6 @@ export class Replication {
         return `${this.program.entities[this.eType[e]].name}#${this.eSerial[e]}`;
     }
 
-    /** entityName, from the trace's strings. */
-    private traceEntity(e: number): string {
-        return this.tn!.entityPrefix[this.eType[e]] + this.eSerial[e];
-    }
-
     private agentName(g: number, a: number): string {
         return `${this.program.agentTypes[this.program.groups[g].agentType].name}#${a + 1}`;
     }
@@ -1364,7 +1421,7 @@ export class Replication {
         const time = this.inSD ? this.sdT : this.now;
         this.inSD = false;
         const err = new SimulationError(message, loc, time, this.inSD ? undefined : this.subject());
-        if (this.tr) this.sink!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
+        if (this.tr) this.enc!.record({ kind: 'instant', name: 'error', t: this.now, wall: this.wall(), subject: err.subject, attrs: { message }, loc });
         throw err;
     }
 
@@ -1372,17 +1429,22 @@ export class Replication {
         return this.wallClock() - this.wall0;
     }
 
-    private counter(name: string, value: number): void {
-        this.sink!.record({ kind: 'counter', name, t: this.now, wall: this.wall(), value });
+    /** A hot counter: `name` is a string id from `ids`. */
+    private counter(name: number, value: number): void {
+        this.enc!.counter(name, this.now, this.wallNow, value);
     }
 
     private traceStep(e: number): void {
         const ins = this.codes[this.eProc[e]][this.ePc[e] - 1];
-        const w = this.wall();
-        this.sink!.record({
-            kind: 'span', id: this.nextId++, parent: this.eSpan[e], name: 'delay', cat: 'step', start: this.eStepStart[e], end: this.now,
-            wallStart: w, wallEnd: w, subject: this.traceEntity(e), loc: ins ? this.tn!.sites[ins.site] : undefined
-        });
+        const ids = this.ids!;
+        let loc = NONE;
+        if (ins) {
+            loc = ids.sites[ins.site];
+            if (loc < 0) loc = ids.sites[ins.site] = this.enc!.loc(this.tn!.sites[ins.site]);
+        }
+        const w = this.wallNow;
+        this.enc!.span(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], loc,
+            this.eStepStart[e], this.now, w, w);
     }
 }
 

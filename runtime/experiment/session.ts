@@ -4,10 +4,10 @@
  * the trace header, run the replications on worker threads and store the results
  * ({@link launchRun}). What is printed, and how a user stops a run, belong to the callers.
  *
- * The trace of the first replication of the first point goes either to a hidden part file
- * renamed to `trace.jsonl` when the run ends (`aimatrix run`: no trace file unless the run
- * ended), or straight to `trace.jsonl` (the server: tailed live by subscribers, and kept up
- * to its last complete line if the process is killed).
+ * The trace of the first replication of the first point (binary, runtime/trace/binary.ts)
+ * goes either to a hidden part file renamed to `trace.aimtrace` when the run ends (`aimatrix
+ * run`: no trace file unless the run ended), or straight to `trace.aimtrace` (the server:
+ * tailed live by subscribers, and kept up to its last complete block if the process is killed).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -20,7 +20,12 @@ import { summarize, type Summary } from './stats.js';
 import type { FailureInfo, JobOutcome, KpiUnit } from './messages.js';
 import type { TwinSource } from './load-model.js';
 import { RunStore, type RunRecord } from '../store/run-store.js';
-import { TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../trace/jsonl.js';
+import { TRACE_FORMAT } from '../trace/jsonl.js';
+import { writeBinaryTraceHeader } from '../trace/read.js';
+
+/** A stored run's trace, in its folder; and the hidden file it is written to until `aimatrix run` ends. */
+export const TRACE_FILE = 'trace.aimtrace';
+export const TRACE_PART_FILE = '.trace.aimtrace.part';
 
 export interface RunRequest extends PlanOptions {
     readonly experiment?: string;
@@ -103,21 +108,20 @@ export function launchRun(prepared: Extract<Prepared, { kind: 'ready' }>, option
         trace: options.trace !== 'none'
     });
     const wallOrigin = Math.round((performance.timeOrigin + performance.now()) * 1000);
-    const stored = store.file(record.id, 'trace.jsonl');
+    const stored = store.file(record.id, TRACE_FILE);
     const traceFile = options.trace === 'none' ? undefined
-        : options.trace === 'live' ? stored : path.join(store.folder(record.id), '.trace.jsonl.part');
+        : options.trace === 'live' ? stored : path.join(store.folder(record.id), TRACE_PART_FILE);
     const source: TwinSource = { file: absolute, experiment: plan.experiment, cwd: options.cwd };
     // The run is stored as running from here: a failure to start it (the trace header cannot be
     // written, a worker cannot be made) ends it as failed, or it would stay running for good.
     let handle: RunHandle;
     try {
         if (traceFile) {
-            const header: TraceHeader = {
-                kind: 'header', format: TRACE_FORMAT, version: TRACE_VERSION, runId: record.id, twin: plan.twin,
+            writeBinaryTraceHeader(traceFile, {
+                kind: 'header', format: TRACE_FORMAT, runId: record.id, twin: plan.twin,
                 experiment: plan.experiment ?? null, files, point: 0, replication: 0, set: plan.points[0].set,
                 seed: plan.seed, clocks: { sim: 's', wall: 'us' }, wallOrigin
-            };
-            writeTraceHeader(traceFile, header);
+            });
         }
         handle = runExperiment({
             workerEntry: options.workerEntry, source, plan, workers: options.workers, wallOrigin,

@@ -10,7 +10,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { InferenceUse } from '../../protocol/index.js';
 import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import type { OnnxModelHost } from '../inference/model-host.js';
-import { JsonlTraceWriter } from '../trace/jsonl.js';
+import { TraceEncoder } from '../trace/binary.js';
+import { BlockFileWriter } from '../trace/block-file.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
 export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
@@ -40,8 +41,12 @@ export function startWorker(load: ModelLoader): void {
         let lastPost = performance.now();
         let lastEvents = 0;
         let events = 0;
-        let trace: JsonlTraceWriter | undefined;
-        if (job.trace && init.traceFile) trace = new JsonlTraceWriter(fs.openSync(init.traceFile, 'a'));
+        let trace: TraceEncoder | undefined;
+        let traceFd: number | undefined;
+        if (job.trace && init.traceFile) {
+            traceFd = fs.openSync(init.traceFile, 'a');
+            trace = new TraceEncoder(new BlockFileWriter(traceFd));
+        }
         try {
             const spec: ReplicationSpec = {
                 seed: job.seed,
@@ -80,7 +85,14 @@ export function startWorker(load: ModelLoader): void {
         } catch (error) {
             return { status: 'failed', error: describeFailure(error), events };
         } finally {
-            trace?.close();
+            if (traceFd !== undefined) {
+                try {
+                    trace!.flush();
+                    fs.fsyncSync(traceFd);
+                } finally {
+                    fs.closeSync(traceFd);
+                }
+            }
         }
     };
 

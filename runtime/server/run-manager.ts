@@ -9,7 +9,7 @@ import type { RunInfo, RunReport, RunState } from '../../protocol/index.js';
 import { launchRun, prepareRun, type LaunchedRun, type RunRequest } from '../experiment/session.js';
 import type { Progress } from '../experiment/runner.js';
 import { RunNotFoundError, RunStore, type RunRecord } from '../store/run-store.js';
-import { TraceTail } from './trace-tail.js';
+import { openTraceTail, type TraceTail } from './trace-tail.js';
 
 export class RunError extends Error {
     constructor(message: string, readonly reason: 'not-found' | 'wrong-state' | 'model' | 'usage', readonly data?: unknown) {
@@ -182,14 +182,14 @@ export class RunManager {
         const run = this.live.get(record.id);
         if (run) {
             if (!run.launched.liveTraceFile) throw new RunError(`run ${record.id} records no trace (start it with trace: true)`, 'wrong-state');
-            run.tail ??= new TraceTail(record.id, run.launched.liveTraceFile);
+            run.tail ??= openTraceTail(record.id, run.launched.liveTraceFile);
             return { tail: run.tail, live: true };
         }
         let tail = this.stored.get(record.id);
         if (!tail) {
-            const file = this.store.file(record.id, 'trace.jsonl');
-            if (!fs.existsSync(file)) throw new RunError(`run ${record.id} has no trace`, 'not-found');
-            tail = new TraceTail(record.id, file);
+            const file = this.store.traceFile(record.id);
+            if (file === undefined) throw new RunError(`run ${record.id} has no trace`, 'not-found');
+            tail = openTraceTail(record.id, file);
             tail.end(record.state);
             this.stored.set(record.id, tail);
         }

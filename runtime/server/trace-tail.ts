@@ -1,10 +1,12 @@
 /**
- * Live traces from the run's own trace file. The worker appends JSON Lines to
- * `.aimatrix/runs/<id>/trace.jsonl`; the server follows that file ({@link TraceTail}: counts
- * complete lines, keeps the byte offset of every STRIDE-th record) and each subscriber
- * reads it at its own pace ({@link TraceSubscription}). Streaming therefore never slows
- * the simulation (the worker only writes a file), a reconnecting subscriber resumes from
- * any sequence number the file still has, and memory does not grow with a slow subscriber:
+ * Live traces from the run's own trace file. The worker appends blocks of the binary trace
+ * (runtime/trace/binary.ts) to `.aimatrix/runs/<id>/trace.aimtrace`; the server follows that
+ * file ({@link TraceTail}: indexes its complete blocks and learns their strings) and each
+ * subscriber reads it at its own pace ({@link TraceSubscription}), as JSON made from the blocks
+ * only for the records it is sent. Streaming therefore never slows the simulation by more
+ * than the CPU the server spends on what it sends (the worker only writes a file), a
+ * reconnecting subscriber resumes from any sequence number the file still has, and memory
+ * does not grow with a slow subscriber:
  *
  * - a subscriber is sent a batch only while its socket holds less than `highWater` bytes
  *   (WebSocket backpressure: `bufferedAmount`);
@@ -12,42 +14,40 @@
  *   ahead: those records are dropped for it alone and it gets a `trace.gap` notice with
  *   their count and range.
  *
- * Sequence numbers are record indices in the file, header excluded. A last line without
- * its newline (being written, or cut by a kill) is not a record until it is complete.
+ * Sequence numbers are record indices in the trace, header excluded. A block being written,
+ * or cut by a kill, holds no records until it is complete. Runs stored before the binary
+ * format have `trace.jsonl`, which {@link JsonlTraceTail} follows the same way.
  */
 import * as fs from 'node:fs';
 import { TraceBatch, TraceEnd, TraceGap, type RunState } from '../../protocol/index.js';
+import { BLOCK_HEAD, blockHead, TraceDecoder } from '../trace/binary.js';
+import { readTraceHeader } from '../trace/read.js';
+import { TraceFormatError } from '../trace/jsonl.js';
 
-/** Every STRIDE-th record's byte offset is kept: a subscriber can start anywhere after one short scan. */
-const STRIDE = 1024;
-const SCAN_CHUNK = 1 << 20;
-const NEWLINE = 10;
-/**
- * Read buffers shared by every tail of the server: reads are synchronous and never nested
- * (a scan may look further for a long line with the second), so a server following many
- * runs, or one whose stalled subscriber keeps ended runs' tails open, holds 2 MiB in all
- * rather than a megabyte per tail.
- */
-const scratch = Buffer.allocUnsafe(SCAN_CHUNK);
-const seekBuffer = Buffer.allocUnsafe(SCAN_CHUNK);
+/** Records as JSON texts joined by commas (the inside of a JSON array), and how many. */
+export interface RecordBatch {
+    readonly text: string;
+    readonly count: number;
+}
 
-export class TraceTail {
+/** A followed trace file, of either encoding: what a subscription reads. */
+export abstract class TraceTail {
     /** Complete records seen so far. */
     count = 0;
-    /** Bytes scanned: always just after a newline. */
-    private scanned = 0;
-    /** Where the records start (after the header line); -1 until the header is complete. */
-    private recordsStart = -1;
-    private readonly index: number[] = [];
-    private fd: number | undefined;
     private ended = false;
     private endState: RunState = 'completed';
     private readonly subscriptions = new Set<TraceSubscription>();
     private timer: NodeJS.Timeout | undefined;
 
-    constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {
-        this.fd = fs.openSync(file, 'r');
-    }
+    constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {}
+
+    /** Looks at what was appended since the last call; true when new records appeared. */
+    abstract poll(): boolean;
+
+    /** Records from `seq` (below `count`) on, as JSON: at most `maxRecords`, and none more once the text has about `maxChars` characters (at least one). */
+    abstract batch(seq: number, maxRecords: number, maxChars: number): RecordBatch;
+
+    protected abstract closeFile(): void;
 
     get isEnded(): boolean {
         return this.ended;
@@ -57,7 +57,198 @@ export class TraceTail {
         return this.endState;
     }
 
-    /** Scans what was appended since the last call; true when new records appeared. */
+    /** Polls the file while subscribers wait, and wakes them when records arrive; `pump` false: the caller pumps it later. */
+    add(subscription: TraceSubscription, pump = true): void {
+        this.subscriptions.add(subscription);
+        if (this.count === 0) this.poll();
+        this.schedule();
+        if (pump) subscription.pump();
+    }
+
+    remove(subscription: TraceSubscription): void {
+        this.subscriptions.delete(subscription);
+        if (this.subscriptions.size === 0 && this.timer) {
+            clearInterval(this.timer);
+            this.timer = undefined;
+        }
+    }
+
+    get subscriberCount(): number {
+        return this.subscriptions.size;
+    }
+
+    private schedule(): void {
+        if (this.timer || this.ended || this.subscriptions.size === 0) return;
+        this.timer = setInterval(() => {
+            if (this.poll()) for (const s of this.subscriptions) s.pump();
+        }, this.pollMs);
+        this.timer.unref();
+    }
+
+    /** The run ended: a last scan, then every subscriber gets what is left and `trace.end`. */
+    end(state: RunState): void {
+        if (this.ended) return;
+        this.poll();
+        this.ended = true;
+        this.endState = state;
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        for (const s of this.subscriptions) s.pump();
+    }
+
+    close(): void {
+        if (this.timer) clearInterval(this.timer);
+        this.timer = undefined;
+        this.closeFile();
+        for (const s of [...this.subscriptions]) s.close();
+    }
+}
+
+/** Follows a trace file of either encoding (told by its header, which is written before the run starts). */
+export function openTraceTail(runId: string, file: string, pollMs = 20): TraceTail {
+    const fd = fs.openSync(file, 'r');
+    let binary = true;
+    try {
+        binary = readTraceHeader(fd, file).header.encoding === 'binary';
+    } catch (error) {
+        // A header not written yet is a live binary trace about to start; a damaged one is the reader's error.
+        if (!(error instanceof TraceFormatError && /empty|incomplete/.test(error.message))) {
+            fs.closeSync(fd);
+            throw error;
+        }
+    }
+    return binary ? new BinaryTraceTail(runId, file, fd, pollMs) : new JsonlTraceTail(runId, file, fd, pollMs);
+}
+
+/**
+ * Read buffers shared by every tail of the server: reads are synchronous and never nested,
+ * so a server following many runs, or one whose stalled subscriber keeps ended runs' tails
+ * open, holds a few hundred KiB in all rather than a block buffer per tail.
+ */
+const head = Buffer.allocUnsafe(BLOCK_HEAD);
+let bodyBuffer = Buffer.allocUnsafe(256 * 1024);
+/** Which tail's block the shared body buffer holds (a block, once complete, never changes). */
+let bodyOwner: BinaryTraceTail | undefined;
+let bodyBlock = -1;
+
+export class BinaryTraceTail extends TraceTail {
+    private fd: number | undefined;
+    /** Where the next block starts; -1 until the header is complete. */
+    private scanned = -1;
+    /** Per complete block: its byte offset, the sequence number of its first record, and its record count. */
+    private readonly offsets: number[] = [];
+    private readonly firsts: number[] = [];
+    private readonly counts: number[] = [];
+    private readonly bodies: number[] = [];
+    /** The strings of every block indexed so far; ids never change, so any block decodes with it. */
+    private readonly decoder = new TraceDecoder();
+    /** Set when a block cannot be read: nothing past it is indexed (records before it still are). */
+    damaged: string | undefined;
+
+    constructor(runId: string, file: string, fd: number, pollMs: number) {
+        super(runId, file, pollMs);
+        this.fd = fd;
+    }
+
+    poll(): boolean {
+        const fd = this.fd;
+        if (fd === undefined || this.damaged !== undefined) return false;
+        if (this.scanned < 0) {
+            try {
+                this.scanned = readTraceHeader(fd, this.file).bytes;
+            } catch {
+                return false;
+            }
+        }
+        const before = this.count;
+        const size = fs.fstatSync(fd).size;
+        while (this.scanned + BLOCK_HEAD <= size) {
+            fs.readSync(fd, head, 0, BLOCK_HEAD, this.scanned);
+            let info;
+            try {
+                info = blockHead(head);
+            } catch (error) {
+                this.damaged = `block at byte ${this.scanned}: ${(error as Error).message}`;
+                break;
+            }
+            if (this.scanned + BLOCK_HEAD + info.bodyBytes > size) break;
+            const k = this.offsets.length;
+            if (info.strings > 0) {
+                try {
+                    this.decoder.skip(this.body(k, this.scanned + BLOCK_HEAD, info.bodyBytes));
+                } catch (error) {
+                    this.damaged = `block at byte ${this.scanned}: ${(error as Error).message}`;
+                    break;
+                }
+            }
+            this.offsets.push(this.scanned + BLOCK_HEAD);
+            this.bodies.push(info.bodyBytes);
+            this.firsts.push(this.count);
+            this.counts.push(info.records);
+            this.count += info.records;
+            this.scanned += BLOCK_HEAD + info.bodyBytes;
+        }
+        return this.count > before;
+    }
+
+    batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
+        if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
+        const k = this.blockOf(seq);
+        const body = this.body(k, this.offsets[k], this.bodies[k]);
+        return this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
+    }
+
+    /** The block holding record `seq` (< count): the last one starting at or before it that has records. */
+    private blockOf(seq: number): number {
+        let lo = 0;
+        let hi = this.firsts.length - 1;
+        while (lo < hi) {
+            const mid = (lo + hi + 1) >> 1;
+            if (this.firsts[mid] <= seq) lo = mid;
+            else hi = mid - 1;
+        }
+        while (lo > 0 && this.counts[lo] === 0) lo--;
+        while (seq >= this.firsts[lo] + this.counts[lo]) lo++;
+        return lo;
+    }
+
+    private body(k: number, offset: number, bytes: number): Uint8Array {
+        if (bodyOwner === this && bodyBlock === k) return bodyBuffer.subarray(0, bytes);
+        if (bodyBuffer.length < bytes) bodyBuffer = Buffer.allocUnsafe(bytes);
+        fs.readSync(this.fd!, bodyBuffer, 0, bytes, offset);
+        bodyOwner = this;
+        bodyBlock = k;
+        return bodyBuffer.subarray(0, bytes);
+    }
+
+    protected closeFile(): void {
+        if (this.fd !== undefined) fs.closeSync(this.fd);
+        this.fd = undefined;
+        if (bodyOwner === this) bodyOwner = undefined;
+    }
+}
+
+/** Every STRIDE-th record's byte offset is kept: a subscriber can start anywhere after one short scan. */
+const STRIDE = 1024;
+const SCAN_CHUNK = 1 << 20;
+const NEWLINE = 10;
+const scratch = Buffer.allocUnsafe(SCAN_CHUNK);
+const seekBuffer = Buffer.allocUnsafe(SCAN_CHUNK);
+
+/** A JSON Lines trace (version 1: runs stored before the binary format). */
+export class JsonlTraceTail extends TraceTail {
+    /** Bytes scanned: always just after a newline. */
+    private scanned = 0;
+    /** Where the records start (after the header line); -1 until the header is complete. */
+    private recordsStart = -1;
+    private readonly index: number[] = [];
+    private fd: number | undefined;
+
+    constructor(runId: string, file: string, fd: number, pollMs: number) {
+        super(runId, file, pollMs);
+        this.fd = fd;
+    }
+
     poll(): boolean {
         if (this.fd === undefined) return false;
         const before = this.count;
@@ -153,51 +344,17 @@ export class TraceTail {
         return { text: slice.toString('utf8'), lines, bytes: last + 1 };
     }
 
-    /** Polls the file while subscribers wait, and wakes them when records arrive; `pump` false: the caller pumps it later. */
-    add(subscription: TraceSubscription, pump = true): void {
-        this.subscriptions.add(subscription);
-        if (this.count === 0 && this.recordsStart < 0) this.poll();
-        this.schedule();
-        if (pump) subscription.pump();
+    batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
+        if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
+        const { text, lines } = this.read(this.offsetOf(seq), maxChars);
+        if (lines <= maxRecords) return { text: text.replace(/\n/g, ','), count: lines };
+        const parts = text.split('\n', maxRecords);
+        return { text: parts.join(','), count: parts.length };
     }
 
-    remove(subscription: TraceSubscription): void {
-        this.subscriptions.delete(subscription);
-        if (this.subscriptions.size === 0 && this.timer) {
-            clearInterval(this.timer);
-            this.timer = undefined;
-        }
-    }
-
-    get subscriberCount(): number {
-        return this.subscriptions.size;
-    }
-
-    private schedule(): void {
-        if (this.timer || this.ended || this.subscriptions.size === 0) return;
-        this.timer = setInterval(() => {
-            if (this.poll()) for (const s of this.subscriptions) s.pump();
-        }, this.pollMs);
-        this.timer.unref();
-    }
-
-    /** The run ended: a last scan, then every subscriber gets what is left and `trace.end`. */
-    end(state: RunState): void {
-        if (this.ended) return;
-        this.poll();
-        this.ended = true;
-        this.endState = state;
-        if (this.timer) clearInterval(this.timer);
-        this.timer = undefined;
-        for (const s of this.subscriptions) s.pump();
-    }
-
-    close(): void {
-        if (this.timer) clearInterval(this.timer);
-        this.timer = undefined;
+    protected closeFile(): void {
         if (this.fd !== undefined) fs.closeSync(this.fd);
         this.fd = undefined;
-        for (const s of [...this.subscriptions]) s.close();
     }
 }
 
@@ -220,7 +377,6 @@ export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1
 
 export class TraceSubscription {
     private seq: number;
-    private offset: number | undefined;
     private closed = false;
     private retry: NodeJS.Timeout | undefined;
     /** What was sent and dropped, for the log. */
@@ -260,13 +416,11 @@ export class TraceSubscription {
             const lag = tail.count - this.seq;
             if (lag > this.limits.maxLag && !tail.isEnded) this.skipAhead();
             if (this.seq < tail.count) {
-                this.offset ??= tail.offsetOf(this.seq);
-                const { text, lines, bytes } = tail.read(this.offset, this.limits.batchBytes);
-                if (lines === 0) return;
-                this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text.replace(/\n/g, ',')}]}}`);
-                this.seq += lines;
-                this.sent += lines;
-                this.offset += bytes;
+                const { text, count } = tail.batch(this.seq, Infinity, this.limits.batchBytes);
+                if (count === 0) return;
+                this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text}]}}`);
+                this.seq += count;
+                this.sent += count;
                 continue;
             }
             if (tail.isEnded) {
@@ -287,7 +441,6 @@ export class TraceSubscription {
         this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceGap.method, params: { runId: tail.runId, missed, fromSeq: this.seq, toSeq: target - 1 } }));
         this.missed += missed;
         this.seq = target;
-        this.offset = tail.offsetOf(target);
     }
 
     close(): void {

@@ -2,7 +2,8 @@
  * The run store: every run under `<workspace>/.aimatrix/runs/<runId>/`, with
  * - `run.json`: what was run (model files, twin, experiment, resolved parameters, options) and its state;
  * - `results.json`: the results, written once at the end (or when stopped);
- * - `trace.jsonl`: the trace, when asked for.
+ * - `trace.aimtrace`: the trace, when asked for (binary, runtime/trace/binary.ts; runs stored
+ *   before that format have `trace.jsonl`, which every reader still reads).
  *
  * Every file is written atomically: to a temporary file in the same folder, fsync'd, then
  * renamed over the target, so a reader sees the old content or the new, never half of it.
@@ -112,8 +113,26 @@ export class RunStore {
         return path.join(this.root, id);
     }
 
-    file(id: string, name: 'run.json' | 'results.json' | 'trace.jsonl'): string {
+    file(id: string, name: 'run.json' | 'results.json' | 'trace.aimtrace' | 'trace.jsonl'): string {
         return path.join(this.folder(id), name);
+    }
+
+    /** The run's stored trace: `trace.aimtrace`, or `trace.jsonl` of a run stored before it; undefined when it has none. */
+    traceFile(id: string): string | undefined {
+        for (const name of ['trace.aimtrace', 'trace.jsonl'] as const) {
+            const file = this.file(id, name);
+            if (fs.existsSync(file)) return file;
+        }
+        return undefined;
+    }
+
+    /** The hidden file a run's trace is written to until `aimatrix run` ends (left behind by a killed run), of either format. */
+    tracePartFile(id: string): string | undefined {
+        for (const name of ['.trace.aimtrace.part', '.trace.jsonl.part']) {
+            const file = path.join(this.folder(id), name);
+            if (fs.existsSync(file)) return file;
+        }
+        return undefined;
     }
 
     /** Creates the run's folder with `run.json` in state `running`. */

@@ -30,6 +30,8 @@ export interface TraceHeader {
     readonly clocks: { readonly sim: 's'; readonly wall: 'us' };
     /** Wall clock origin, microseconds since the Unix epoch. */
     readonly wallOrigin: number;
+    /** `binary` for version 2 (the stored trace of runs); absent in JSON Lines (version 1). */
+    readonly encoding?: 'binary';
 }
 
 /** Writes the header as the whole content of a new file (truncating it). */
@@ -133,8 +135,9 @@ export class JsonlTraceWriter implements TraceSink {
 // Reading
 
 export class TraceFormatError extends Error {
+    /** `line` 0: a binary trace, whose message says where (block and byte). */
     constructor(file: string, line: number, message: string) {
-        super(`${file}:${line}: ${message}`);
+        super(line > 0 ? `${file}:${line}: ${message}` : `${file}: ${message}`);
         this.name = 'TraceFormatError';
     }
 }
