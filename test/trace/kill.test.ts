@@ -1,9 +1,10 @@
 /**
  * kill -9 safety: a process killed (SIGKILL) while its worker writes a trace leaves a run
  * that lists as incomplete, and a trace that reads back, up to its last complete line, as
- * exactly the records the model makes (a prefix of them, every one whole); it still exports.
- * Both ways a trace is written: straight to the stored trace.jsonl (the server) and to the
- * hidden part file of `aimatrix run`.
+ * exactly the records the model makes (a prefix of them, every one whole): the binary trace up
+ * to its last complete block, a block cut by the kill left out; it still exports. Both ways a
+ * trace is written: straight to the stored trace.aimtrace (the server) and to the hidden part
+ * file of `aimatrix run`.
  */
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
@@ -16,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../protocol/index.js';
 import { exportCommand } from '../../runtime/cli/trace.js';
 import { RunStore } from '../../runtime/store/run-store.js';
-import { TraceReader } from '../../runtime/trace/jsonl.js';
+import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
+import { readTrace, readTraceHeader } from '../../runtime/trace/read.js';
 import { createFakeModel } from '../experiment/fake-model.js';
 import { buildFakeWorker, ROOT } from '../experiment/support.js';
 import { ensureBuilt } from '../support/build.js';
@@ -36,6 +38,24 @@ afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
+/** Where the last complete block of a binary trace file ends (its size when no block is cut). */
+function completeBlocksEnd(file: string): number {
+    const bytes = fs.readFileSync(file);
+    const fd = fs.openSync(file, 'r');
+    let at: number;
+    try {
+        at = readTraceHeader(fd, file).bytes;
+    } finally {
+        fs.closeSync(fd);
+    }
+    while (at + BLOCK_HEAD <= bytes.length) {
+        const next = at + BLOCK_HEAD + blockHead(bytes, at).bodyBytes;
+        if (next > bytes.length) break;
+        at = next;
+    }
+    return at;
+}
+
 /** Without the wall clock, which differs between runs. */
 function sim(r: TraceRecord): unknown {
     const { wall: _w, wallStart: _s, wallEnd: _e, ...rest } = r as TraceRecord & { wall?: number; wallStart?: number; wallEnd?: number };
@@ -43,7 +63,7 @@ function sim(r: TraceRecord): unknown {
 }
 
 describe('a run killed with SIGKILL while it writes its trace', () => {
-    it('lists as incomplete, and its trace reads back whole up to the last complete line', async () => {
+    it('lists as incomplete, and its trace reads back whole up to the last complete block', async () => {
         const proc = spawn(process.execPath, [child, dir, worker], { stdio: ['ignore', 'pipe', 'inherit'] });
         const exited = new Promise<NodeJS.Signals | null>(resolve => proc.on('exit', (_code, signal) => resolve(signal)));
         const runId = await new Promise<string>((resolve, reject) => {
@@ -52,7 +72,7 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
             proc.on('exit', () => reject(new Error('the child ended before it started the run')));
         });
         const store = new RunStore(dir);
-        const file = store.file(runId, 'trace.jsonl');
+        const file = store.file(runId, 'trace.aimtrace');
         // Kill it in the middle of writing: once a few blocks of records are on disk.
         await new Promise<void>(resolve => {
             const poll = setInterval(() => { if (fs.statSync(file).size > 400_000) { clearInterval(poll); resolve(); } }, 10);
@@ -63,17 +83,16 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
 
         expect(store.list().find(r => r.id === runId)).toMatchObject({ state: 'incomplete' });
 
-        const reader = new TraceReader(file);
+        const reader = readTrace(file);
         const read: TraceRecord[] = [];
         for await (const { seq, record } of reader.from(0)) {
             expect(seq).toBe(read.length);
             read.push(record);
         }
-        expect(reader.header?.runId).toBe(runId);
+        expect(reader.header).toMatchObject({ runId, version: 2, encoding: 'binary' });
         expect(reader.records).toBe(read.length);
         expect(read.length).toBeGreaterThan(1000);
-        const size = fs.statSync(file).size;
-        expect(reader.offset).toBe(reader.truncated ? fs.readFileSync(file).lastIndexOf(0x0a) + 1 : size);
+        expect(reader.truncated).toBe(completeBlocksEnd(file) < fs.statSync(file).size);
 
         // Exactly the records the model makes, in order, each whole: a prefix of an in-process run.
         const jobs = read.filter(r => r.kind === 'span' && r.parent === undefined).length;
@@ -106,7 +125,7 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
             proc.on('exit', () => { clearInterval(poll); reject(new Error('aimatrix run ended before it was killed')); });
             const poll = setInterval(() => {
                 const run = fs.existsSync(store.root) ? store.list()[0] : undefined;
-                const file = run ? path.join(store.folder(run.id), '.trace.jsonl.part') : undefined;
+                const file = run ? path.join(store.folder(run.id), '.trace.aimtrace.part') : undefined;
                 if (file && fs.existsSync(file) && fs.statSync(file).size > 300_000) { clearInterval(poll); resolve(file); }
             }, 10);
         });
@@ -116,10 +135,11 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
         expect(run.state).toBe('incomplete');
         expect(fs.existsSync(path.join(ws, 'out.jsonl'))).toBe(false);
 
-        const reader = new TraceReader(part);
+        const reader = readTrace(part);
         let n = 0;
         for await (const item of reader.from(0)) { expect(item.seq).toBe(n++); }
         expect(n).toBeGreaterThan(1000);
+        expect(reader.truncated).toBe(completeBlocksEnd(part) < fs.statSync(part).size);
 
         let stderr = '';
         const err = new PassThrough().setEncoding('utf8').on('data', (s: string) => { stderr += s; });
