@@ -1,6 +1,7 @@
 /**
  * Chrome trace-event JSON (the format Perfetto and chrome://tracing open) from an AIMatrix
- * trace file, streamed: records are read line by line and written out as they come, so a
+ * trace file of either encoding (binary or JSON Lines), streamed: records are read block by
+ * block (or line by line) and written out as they come, so a
  * trace of any length exports in bounded memory (what is kept is one small entry per track).
  *
  * Mapping (docs/trace-format.md has the table):
@@ -14,7 +15,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { SpanRecord, TraceRecord } from '../../protocol/index.js';
-import { readTrace, type TraceHeader } from './jsonl.js';
+import { readTrace, type TraceHeader } from './read.js';
 
 export type Clock = 'sim' | 'wall';
 
@@ -43,6 +44,8 @@ const PROCESSES = {
 export interface ExportStats {
     readonly records: number;
     readonly events: number;
+    /** The trace ended in a cut block or line (a killed run), which was left out. */
+    readonly truncated: boolean;
 }
 
 /**
@@ -54,6 +57,7 @@ export async function exportChrome(traceFile: string, out: Writable, clock: Cloc
     const tracks = new Map<string, number>(); // "pid/subject" → tid
     let header: TraceHeader | undefined;
     let records = 0;
+    const reader = readTrace(traceFile);
 
     const us = (sim: number, wall: number): number => clock === 'sim' ? sim * 1e6 : wall;
 
@@ -78,7 +82,7 @@ export async function exportChrome(traceFile: string, out: Writable, clock: Cloc
     }
     await writer.write({ name: 'thread_name', ph: 'M', pid: PROCESSES.run.pid, tid: 0, args: { name: 'run' } });
 
-    for await (const item of readTrace(traceFile)) {
+    for await (const item of reader) {
         if (item.kind === 'header') {
             header = item;
             continue;
@@ -141,7 +145,7 @@ export async function exportChrome(traceFile: string, out: Writable, clock: Cloc
             replication: header?.replication, seed: header?.seed, set: header?.set
         }
     });
-    return { records, events: writer.count };
+    return { records, events: writer.count, truncated: reader.truncated };
 }
 
 function spanProcess(r: SpanRecord): number {

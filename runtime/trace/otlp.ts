@@ -1,7 +1,8 @@
 /**
- * OTLP/JSON (OpenTelemetry protocol, JSON encoding) from an AIMatrix trace file, streamed:
- * records are read line by line and written out (or pushed to a collector in batches) as
- * they come, so a trace of any length exports in bounded memory.
+ * OTLP/JSON (OpenTelemetry protocol, JSON encoding) from an AIMatrix trace file of either
+ * encoding (binary or JSON Lines), streamed: records are read block by block (or line by line)
+ * and written out (or pushed to a collector in batches) as they come, so a trace of any length
+ * exports in bounded memory.
  *
  * Mapping (docs/trace-format.md has the table):
  * - one resource per run: `service.name` (the twin), `aimatrix.run.id`, `aimatrix.twin`,
@@ -21,7 +22,7 @@
 import * as crypto from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { DecisionRecord, InstantRecord, MessageRecord, SourceLocation, SpanRecord, TraceRecord } from '../../protocol/index.js';
-import { readTrace, TraceFormatError, type TraceHeader } from './jsonl.js';
+import { readTrace, TraceFormatError, type TraceHeader } from './read.js';
 
 declare const __AIMATRIX_VERSION__: string | undefined;
 const VERSION = typeof __AIMATRIX_VERSION__ === 'string' ? __AIMATRIX_VERSION__ : '0.0.0-dev';
@@ -149,7 +150,7 @@ export interface OtlpStats {
     readonly spans: number;
     /** Counter records, which OTLP traces have no place for. */
     readonly skippedCounters: number;
-    /** The trace file ended in an incomplete line (a killed run), which was left out. */
+    /** The trace file ended in a cut block or line (a killed run), which was left out. */
     readonly truncated: boolean;
 }
 

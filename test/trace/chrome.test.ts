@@ -1,7 +1,9 @@
 /**
  * The JSON Lines trace writer and reader, and the Chrome export: every record kind mapped
  * (spans, counters, message flows linked send → receive, decisions, instants), named tracks,
- * both clocks, back-pressure respected, and damaged files reported with their line.
+ * both clocks, back-pressure respected, and damaged files reported with their line; a binary
+ * trace exports to the same events as its JSON Lines, a damaged one is reported with its block
+ * and byte, and a cut last block is left out.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -9,9 +11,12 @@ import * as path from 'node:path';
 import { PassThrough, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../protocol/index.js';
+import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
 import { exportChrome } from '../../runtime/trace/chrome.js';
+import { readTrace as readStoredTrace } from '../../runtime/trace/read.js';
 import { JsonlTraceWriter, readTrace, TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../../runtime/trace/jsonl.js';
 import { createFakeModel } from '../experiment/fake-model.js';
+import { writeBinaryTrace } from './export-support.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-trace-')); });
@@ -146,4 +151,54 @@ describe('exportChrome', () => {
         // What waited in the stream's buffer stayed near its high-water mark, far below the output size.
         expect(maxPending).toBeLessThan(64 * 1024);
     });
+
+    it('exports a binary trace to the same events as the same records in JSON Lines', async () => {
+        const { file, records } = traceFile(200);
+        const bin = path.join(dir, 'trace.aimtrace');
+        writeBinaryTrace(bin, HEADER, records);
+        expect(blocks(bin).length).toBeGreaterThan(2);
+        expect(await exported(bin)).toEqual(await exported(file));
+        expect(await exported(bin, 'wall')).toEqual(await exported(file, 'wall'));
+    });
+
+    it('reports a damaged binary trace with its file, block and byte', async () => {
+        const { records } = traceFile(200);
+        const bin = path.join(dir, 'damaged.aimtrace');
+        writeBinaryTrace(bin, HEADER, records);
+        const at = blocks(bin)[2];
+        const bytes = fs.readFileSync(bin);
+        bytes.write('XXXX', at, 'latin1');
+        fs.writeFileSync(bin, bytes);
+        await expect(exportChrome(bin, new PassThrough().resume(), 'sim')).rejects.toThrow(`${bin}: block 2 at byte ${at}: not a trace block (wrong magic) (the trace is damaged)`);
+        // An unknown operation inside a block's body.
+        const body = fs.readFileSync(bin);
+        body.write('AIB1', at, 'latin1');
+        body[at + BLOCK_HEAD] = 99;
+        fs.writeFileSync(bin, body);
+        await expect(exportChrome(bin, new PassThrough().resume(), 'sim')).rejects.toThrow(new RegExp(`damaged\\.aimtrace: block 2 at byte ${at}: unknown operation 99 at byte 0 of a block`));
+    });
+
+    it('leaves out a cut last block (a killed run) and says so', async () => {
+        const { file, records } = traceFile(200);
+        const bin = path.join(dir, 'cut.aimtrace');
+        writeBinaryTrace(bin, HEADER, records);
+        const starts = blocks(bin);
+        const last = starts[starts.length - 1];
+        fs.truncateSync(bin, last + BLOCK_HEAD + 7);
+        const kept: TraceRecord[] = [];
+        for await (const item of readStoredTrace(bin)) if (item.kind !== 'header') kept.push(item);
+        expect(kept.length).toBeLessThan(records.length);
+        expect(kept).toEqual(records.slice(0, kept.length));
+        const stats = await exportChrome(bin, new PassThrough().resume(), 'sim');
+        expect(stats).toMatchObject({ records: kept.length, truncated: true });
+        expect((await exportChrome(file, new PassThrough().resume(), 'sim')).truncated).toBe(false);
+    });
 });
+
+/** The byte offsets of a binary trace's blocks. */
+function blocks(file: string): number[] {
+    const bytes = fs.readFileSync(file);
+    const starts: number[] = [];
+    for (let at = bytes.indexOf(0x0a) + 1; at < bytes.length; at += BLOCK_HEAD + blockHead(bytes, at).bodyBytes) starts.push(at);
+    return starts;
+}
