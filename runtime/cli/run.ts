@@ -54,7 +54,7 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
         .option('--horizon <time>', 'simulated time to run, with a unit: 8h, "8 h", 30min')
         .option('--workers <n>', 'worker threads (default: the number of cores, at most one per replication)', wholeNumber(1))
         .option('--json', 'print one JSON document with the results')
-        .option('--trace <file>', 'write the trace of the first replication of the first point to FILE (JSON Lines); also stored with the run')
+        .option('--trace <file>', 'write the trace of the first replication of the first point to FILE: JSON Lines, or the stored binary trace when FILE ends in .aimtrace; also stored with the run')
         .addHelpText('after', [
             '',
             '--json prints {"runId","state","twin","experiment","seed","replications","horizon":{"value","unit"},',
@@ -65,7 +65,8 @@ export function registerRun(program: Command, setExitCode: (code: number) => voi
             'says how, summed over the completed replications (runs: session runs; a micro-batch counts once).',
             '',
             'The run is stored under .aimatrix/runs/<runId>/ in the current folder: run.json (what was run',
-            'and its state), results.json, and trace.jsonl with --trace. KPI values are in each KPI\'s unit.',
+            'and its state), results.json, and trace.aimtrace (binary) with --trace; aimatrix trace export',
+            'turns a stored trace into JSON Lines, Chrome or OTLP JSON. KPI values are in each KPI\'s unit.',
             'Ctrl+C stops the running replications and keeps those that finished.',
             'Exit status: 0 when every replication completed, 1 on a model error or a failed replication,',
             '2 on a usage error, 130 when stopped.'

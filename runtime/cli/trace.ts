@@ -1,9 +1,10 @@
 /**
- * `aimatrix trace export RUN --format chrome|otlp [--out FILE] [--clock sim|wall] [--endpoint URL]`:
- * the trace of a stored run as Chrome trace-event JSON (opens in Perfetto) or OTLP/JSON
- * (OpenTelemetry), or pushed to an OTLP/HTTP collector. RUN is a run id, a unique prefix of
- * one, or `last`. Written to a temporary file and renamed: never half a file. A run whose
- * process was killed exports up to its last complete record.
+ * `aimatrix trace export RUN --format chrome|otlp|jsonl [--out FILE] [--clock sim|wall] [--endpoint URL]`:
+ * the trace of a stored run (binary, or JSON Lines for runs stored before version 2) as Chrome
+ * trace-event JSON (opens in Perfetto), OTLP/JSON (OpenTelemetry) or JSON Lines, or pushed to
+ * an OTLP/HTTP collector. RUN is a run id, a unique prefix of one, or `last`. Written to a
+ * temporary file and renamed: never half a file. A run whose process was killed exports up to
+ * its last complete record.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -12,12 +13,14 @@ import { finished } from 'node:stream/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { RunNotFoundError, RunStore } from '../store/run-store.js';
 import { exportChrome, type Clock } from '../trace/chrome.js';
-import { TraceFormatError } from '../trace/jsonl.js';
+import { writeJsonl } from '../trace/convert.js';
+import { TRACE_VERSION } from '../trace/jsonl.js';
 import { exportOtlp, OtlpPushError, pushOtlp } from '../trace/otlp.js';
+import { isBinaryTrace, readTrace, TraceFormatError } from '../trace/read.js';
 import { registerTraceFollow } from './trace-follow.js';
 
 export interface ExportOptions {
-    format: 'chrome' | 'otlp';
+    format: 'chrome' | 'otlp' | 'jsonl';
     out?: string;
     clock: Clock;
     json?: boolean;
@@ -35,7 +38,7 @@ export function registerTrace(program: Command, setExitCode: (code: number) => v
     trace.command('export')
         .description('export the trace of a stored run (run it with --trace) for another viewer')
         .argument('<run>', 'a run id, a unique prefix of one, or "last"')
-        .addOption(new Option('--format <format>', 'the output format').choices(['chrome', 'otlp']).makeOptionMandatory())
+        .addOption(new Option('--format <format>', 'the output format').choices(['chrome', 'otlp', 'jsonl']).makeOptionMandatory())
         .option('--out <file>', 'write to FILE (default: standard output)')
         .addOption(new Option('--clock <clock>', 'chrome: timestamps from simulated or wall time').choices(['sim', 'wall']).default('sim'))
         .option('--endpoint <url>', 'otlp: POST to this OTLP/HTTP collector URL as given (e.g. http://localhost:4318/v1/traces) instead of writing')
@@ -51,6 +54,8 @@ export function registerTrace(program: Command, setExitCode: (code: number) => v
             'otlp: OpenTelemetry OTLP/JSON, one resource per run, spans with their parents, receives linked',
             'to their sends, decisions and instants as zero-length spans; wall-clock times, simulated times',
             'as attributes aimatrix.sim.start/end. Counters are left out (OTLP traces have no levels).',
+            'jsonl: JSON Lines (trace format version 1, docs/trace-format.md): the header line, then one',
+            'record per line, the records the run stored (in binary) as JSON.',
             'Runs are looked up in .aimatrix/runs/.'
         ].join('\n'))
         .action(async (ref: string, opts: ExportOptions) => {
@@ -99,14 +104,24 @@ export async function exportCommand(ref: string, opts: ExportOptions, cwd: strin
                 const stats = await exportOtlp(traceFile, out);
                 return { records: stats.records, events: stats.spans, truncated: stats.truncated };
             }
-            const stats = await exportChrome(traceFile, out, opts.clock);
-            return { ...stats, truncated: false };
+            if (opts.format === 'jsonl') {
+                const stats = await streamJsonl(traceFile, out);
+                return { ...stats, events: stats.records };
+            }
+            return exportChrome(traceFile, out, opts.clock);
         };
         if (!opts.out) {
             await write(stdout as Writable);
             return 0;
         }
         const target = path.resolve(cwd, opts.out);
+        if (opts.format === 'jsonl' && isBinaryTrace(traceFile)) {
+            // The block-by-block converter: JSON made straight from the blocks, no record objects.
+            const stats = writeJsonl(traceFile, target);
+            if (opts.json) stdout.write(JSON.stringify({ run: runId, out: opts.out, records: stats.records, events: stats.records }) + '\n');
+            else stderr.write(`run ${runId}: ${stats.records} records in ${opts.out}${note(stats.truncated)}\n`);
+            return 0;
+        }
         const temp = path.join(path.dirname(target), `.${path.basename(target)}.${process.pid}.tmp`);
         const out = fs.createWriteStream(temp);
         try {
@@ -116,9 +131,13 @@ export async function exportCommand(ref: string, opts: ExportOptions, cwd: strin
             fs.renameSync(temp, target);
             const what = opts.format === 'otlp' ? 'spans' : 'trace events';
             if (opts.json) stdout.write(JSON.stringify({ run: runId, out: opts.out, records: stats.records, events: stats.events }) + '\n');
+            else if (opts.format === 'jsonl') stderr.write(`run ${runId}: ${stats.records} records in ${opts.out}${note(stats.truncated)}\n`);
             else stderr.write(`run ${runId}: ${stats.records} records → ${stats.events} ${what} in ${opts.out}${note(stats.truncated)}\n`);
         } catch (error) {
+            // Writes still in flight fail on the destroyed stream: the export's own error is the one to report.
+            out.on('error', () => undefined);
             out.destroy();
+            if (!out.closed) await new Promise<void>(resolve => out.once('close', () => resolve()));
             fs.rmSync(temp, { force: true });
             throw error;
         }
@@ -128,6 +147,44 @@ export async function exportCommand(ref: string, opts: ExportOptions, cwd: strin
         const code = (error as NodeJS.ErrnoException).code;
         return fail(`cannot export the trace of ${runId}: ${code ?? (error instanceof Error ? error.message : String(error))}`);
     }
+}
+
+/**
+ * A trace of either encoding as JSON Lines (version 1) on a stream, as `writeJsonl` writes a
+ * file: the header line with version 1, then each record's JSON. Records come a block at a
+ * time and are written in chunks that wait on the stream's back-pressure, so memory stays flat
+ * however long the trace.
+ */
+async function streamJsonl(traceFile: string, out: Writable): Promise<{ records: number; truncated: boolean }> {
+    const reader = readTrace(traceFile);
+    let chunk = '';
+    let records = 0;
+    for await (const item of reader) {
+        if (item.kind === 'header') {
+            const { encoding: _encoding, kind, format, version: _version, ...rest } = item;
+            chunk += JSON.stringify({ kind, format, version: TRACE_VERSION, ...rest }) + '\n';
+        } else {
+            chunk += JSON.stringify(item) + '\n';
+            records++;
+        }
+        if (chunk.length >= 64 * 1024) {
+            await put(out, chunk);
+            chunk = '';
+        }
+    }
+    if (chunk.length > 0) await put(out, chunk);
+    return { records, truncated: reader.truncated };
+}
+
+/** Writes `text`, and waits for the stream to drain when its buffer is full. */
+function put(out: Writable, text: string): Promise<void> {
+    if (out.write(text)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+        const onDrain = (): void => { out.off('error', onError); resolve(); };
+        const onError = (error: Error): void => { out.off('drain', onDrain); reject(error); };
+        out.once('drain', onDrain);
+        out.once('error', onError);
+    });
 }
 
 function positiveInt(option: string): (value: string) => number {

@@ -3,7 +3,9 @@
  * for the same spans (decoded into the SDK's ReadableSpan type and serialised again by
  * @opentelemetry/otlp-transformer), every span/message/decision/instant is there with its
  * parent and its link; `--endpoint` pushes batches to a collector (a local HTTP server here)
- * and reports a failing or absent collector in one line, exit 1; Chrome export keeps every span.
+ * and reports a failing or absent collector in one line, exit 1; Chrome export keeps every span;
+ * a binary trace (what runs store) exports to the same bytes as the same records in JSON Lines,
+ * from a file and from a stored run.
  */
 import * as fs from 'node:fs';
 import * as http from 'node:http';
@@ -20,6 +22,7 @@ import { exportChrome } from '../../runtime/trace/chrome.js';
 import { JsonlTraceWriter, TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../../runtime/trace/jsonl.js';
 import { exportOtlp, spanIdOf, traceIdOf, type OtlpKeyValue, type OtlpSpan, type OtlpTraceRequest } from '../../runtime/trace/otlp.js';
 import { createFakeModel } from '../experiment/fake-model.js';
+import { writeBinaryTrace } from './export-support.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-otlp-')); });
@@ -180,6 +183,16 @@ describe('OTLP/JSON export', () => {
         expect((await otlpOf(file)).text).toBe(text);
     });
 
+    it('a binary trace exports to the same OTLP/JSON as the same records in JSON Lines', async () => {
+        const file = path.join(dir, 'trace.jsonl');
+        const records = traceFile(file, '20250101-000000-000-abcdef', 200);
+        const bin = path.join(dir, 'trace.aimtrace');
+        writeBinaryTrace(bin, header('20250101-000000-000-abcdef'), records);
+        const fromBinary = await otlpOf(bin);
+        expect(fromBinary.doc.resourceSpans[0].scopeSpans[0].spans).toHaveLength(records.filter(r => r.kind !== 'counter').length);
+        expect(fromBinary.text).toBe((await otlpOf(file)).text);
+    });
+
     it('Chrome export still has every span', async () => {
         const file = path.join(dir, 'trace.jsonl');
         const records = traceFile(file, 'r', 50);
@@ -235,6 +248,18 @@ async function command(ref: string, opts: Partial<ExportOptions>): Promise<{ cod
 }
 
 describe('aimatrix trace export --format otlp', () => {
+    it('exports a run stored in binary (trace.aimtrace) as it would the same records in JSON Lines', async () => {
+        const { runId, records } = storedRun(30);
+        const store = new RunStore(dir);
+        const legacy = store.file(runId, 'trace.jsonl');
+        writeBinaryTrace(store.file(runId, 'trace.aimtrace'), header(runId), records);
+        fs.renameSync(legacy, path.join(dir, 'legacy.jsonl'));
+        expect(store.traceFile(runId)).toBe(store.file(runId, 'trace.aimtrace'));
+        const r = await command(runId, {});
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toBe((await otlpOf(path.join(dir, 'legacy.jsonl'))).text);
+    });
+
     it('--out writes the OTLP/JSON file', async () => {
         const { runId, records } = storedRun(30);
         const r = await command(runId, { out: 'trace.otlp.json', json: true });
