@@ -1,36 +1,90 @@
 /**
  * The trace tail and subscriptions in process, on a real file and a socket stand-in whose
- * backlog the test controls: only complete lines are records (a line being written or cut
- * is not), any start sequence number resolves to the right record across index strides,
- * a socket that does not drain receives no more than the high-water mark plus one batch,
- * and a subscriber past its buffer gets one gap notice and then the records after it.
+ * backlog the test controls. A binary trace (what runs store): only complete blocks hold
+ * records (a block being written or cut is not counted until it is whole), any start sequence
+ * number resolves to the right record across blocks, names defined in blocks a subscriber
+ * never reads still decode; a legacy JSON Lines trace: only complete lines are records. A
+ * socket that does not drain receives no more than the high-water mark plus one batch, and a
+ * subscriber past its buffer gets one gap notice and then the records after it.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TraceSubscription, TraceTail, type SubscriberSocket } from '../../runtime/server/trace-tail.js';
+import type { CounterRecord } from '../../protocol/index.js';
+import { BinaryTraceTail, JsonlTraceTail, openTraceTail, TraceSubscription, type SubscriberSocket } from '../../runtime/server/trace-tail.js';
+import { blockHead, TraceEncoder } from '../../runtime/trace/binary.js';
+import { BlockFileWriter } from '../../runtime/trace/block-file.js';
+import { writeBinaryTraceHeader } from '../../runtime/trace/read.js';
 
 const dirs: string[] = [];
 afterEach(() => {
     for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function traceFile(records: number, extra = ''): string {
+function tempDir(): string {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-tail-'));
     dirs.push(dir);
-    const file = path.join(dir, 'trace.jsonl');
+    return dir;
+}
+
+const HEADER = {
+    kind: 'header', format: 'aimatrix-trace', runId: 'r', twin: 'T', experiment: null, files: [], point: 0, replication: 0,
+    set: {}, seed: 1, clocks: { sim: 's', wall: 'us' }, wallOrigin: 0
+} as const;
+
+/** Counter `i` of the test traces: its name cycles through 50 names, each defined where it is first used. */
+function counter(i: number): CounterRecord {
+    return { kind: 'counter', name: `q${i % 50}`, t: i, wall: i, value: i % 7 };
+}
+
+/** A binary trace of `records` counters in 4 KiB blocks (about 140 records each), as the worker writes it. */
+function binaryTrace(records: number): string {
+    const file = path.join(tempDir(), 'trace.aimtrace');
+    writeBinaryTraceHeader(file, HEADER);
+    const fd = fs.openSync(file, 'a');
+    try {
+        encode(new TraceEncoder(new BlockFileWriter(fd), { blockBytes: 4096 }), 0, records);
+    } finally {
+        fs.closeSync(fd);
+    }
+    return file;
+}
+
+function encode(encoder: TraceEncoder, from: number, to: number): void {
+    for (let i = from; i < to; i++) {
+        const r = counter(i);
+        encoder.wall(r.wall);
+        encoder.counter(encoder.intern(r.name), r.t, r.value);
+    }
+    encoder.flush();
+}
+
+/** The blocks an encoder makes of counters [0, records), each as its own bytes. */
+function blocks(records: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    encode(new TraceEncoder({ enabled: true, blocks: true, block: b => { out.push(b.slice()); } }, { blockBytes: 4096 }), 0, records);
+    return out;
+}
+
+function jsonlTrace(records: number, extra = ''): string {
+    const file = path.join(tempDir(), 'trace.jsonl');
     const lines = [JSON.stringify({ kind: 'header', format: 'aimatrix-trace', version: 1 })];
     for (let i = 0; i < records; i++) lines.push(JSON.stringify({ kind: 'counter', name: 'q', t: i, wall: i, value: i % 7 }));
     fs.writeFileSync(file, lines.join('\n') + '\n' + extra);
     return file;
 }
 
+/** The `t` of each record of a batch's text. */
+function ts(text: string): number[] {
+    return (JSON.parse(`[${text}]`) as CounterRecord[]).map(r => r.t);
+}
+
 /** A socket whose backlog only grows unless the test drains it. */
 class StalledSocket implements SubscriberSocket {
     bufferedAmount = 0;
     sentBytes = 0;
-    readonly messages: Array<{ method: string; params: { seq?: number; records?: Array<{ t: number }>; missed?: number; fromSeq?: number; toSeq?: number } }> = [];
+    readonly messages: Array<{ method: string; params: { seq?: number; records?: CounterRecord[]; missed?: number; fromSeq?: number; toSeq?: number } }> = [];
     send(text: string): void {
         this.bufferedAmount += text.length;
         this.sentBytes += text.length;
@@ -38,25 +92,76 @@ class StalledSocket implements SubscriberSocket {
     }
 }
 
-describe('TraceTail', () => {
-    it('counts complete lines only: a last line without its newline is not a record until it is finished', () => {
-        const file = traceFile(3000, '{"kind":"counter","name":"q","t":3000,');
-        const tail = new TraceTail('r', file);
+describe('TraceTail of a binary trace', () => {
+    it('counts complete blocks only: a block cut as it is written holds no records until it is whole', () => {
+        const all = blocks(3000);
+        expect(all.length).toBeGreaterThan(10);
+        const counts = all.map(b => blockHead(b).records);
+        const file = path.join(tempDir(), 'trace.aimtrace');
+        writeBinaryTraceHeader(file, HEADER);
+        const last = all[all.length - 1];
+        for (const b of all.slice(0, -1)) fs.appendFileSync(file, b);
+        // The last block's head and part of its body: written, not yet complete.
+        fs.appendFileSync(file, last.subarray(0, 40));
+        const tail = openTraceTail('r', file);
+        expect(tail).toBeInstanceOf(BinaryTraceTail);
         tail.poll();
-        expect(tail.count).toBe(3000);
-        fs.appendFileSync(file, '"wall":1,"value":1}\n');
+        const before = 3000 - counts[counts.length - 1];
+        expect(tail.count).toBe(before);
+        expect(tail.batch(before - 1, 10, 1e6)).toEqual({ text: JSON.stringify(counter(before - 1)), count: 1 });
+        expect(tail.batch(before, 10, 1e6)).toEqual({ text: '', count: 0 });
+        expect(tail.poll()).toBe(false);
+        fs.appendFileSync(file, last.subarray(40));
         expect(tail.poll()).toBe(true);
-        expect(tail.count).toBe(3001);
-        for (const seq of [0, 1, 1023, 1024, 1025, 2047, 2048, 3000]) {
-            const { text, lines } = tail.read(tail.offsetOf(seq), 10);
-            expect(lines).toBe(1);
-            expect((JSON.parse(text) as { t: number }).t).toBe(seq);
+        expect(tail.count).toBe(3000);
+        // Every block boundary and a record inside each block: the right record, whole, with its name
+        // (defined in the first blocks, which these reads never decode).
+        const starts = counts.map((_, k) => counts.slice(0, k).reduce((a, b) => a + b, 0));
+        for (const seq of [...starts, ...starts.map(s => s + 1), ...starts.map(s => s - 1).filter(s => s >= 0), 2999]) {
+            // A batch comes from one block: it stops at the block's end.
+            const { text, count } = tail.batch(seq, 3, 1e6);
+            expect(count).toBe(Math.min(3, (starts.find(s => s > seq) ?? 3000) - seq));
+            expect(JSON.parse(`[${text}]`)).toEqual(Array.from({ length: count }, (_, i) => counter(seq + i)));
         }
         tail.close();
     });
 
+    it('stops a batch once its text reaches maxChars, but always sends one record', () => {
+        const tail = openTraceTail('r', binaryTrace(1000));
+        tail.poll();
+        const one = JSON.stringify(counter(10)).length;
+        expect(tail.batch(10, Infinity, 1)).toEqual({ text: JSON.stringify(counter(10)), count: 1 });
+        const some = tail.batch(10, Infinity, 5 * one);
+        expect(some.count).toBeGreaterThanOrEqual(4);
+        expect(some.count).toBeLessThanOrEqual(6);
+        expect(ts(some.text)).toEqual(Array.from({ length: some.count }, (_, i) => 10 + i));
+        tail.close();
+    });
+
+    it('follows a live run from before its header is written: nothing, then the records as their blocks complete', () => {
+        const file = path.join(tempDir(), 'trace.aimtrace');
+        fs.writeFileSync(file, '');
+        const tail = openTraceTail('r', file);
+        expect(tail).toBeInstanceOf(BinaryTraceTail);
+        expect(tail.poll()).toBe(false);
+        writeBinaryTraceHeader(file, HEADER);
+        expect(tail.poll()).toBe(false);
+        const fd = fs.openSync(file, 'a');
+        const encoder = new TraceEncoder(new BlockFileWriter(fd), { blockBytes: 4096 });
+        encode(encoder, 0, 500);
+        expect(tail.poll()).toBe(true);
+        expect(tail.count).toBe(500);
+        encode(encoder, 500, 700);
+        fs.closeSync(fd);
+        expect(tail.poll()).toBe(true);
+        expect(tail.count).toBe(700);
+        expect(ts(tail.batch(495, 10, 1e6).text)).toEqual([495, 496, 497, 498, 499]);
+        expect(JSON.parse(tail.batch(699, 10, 1e6).text)).toEqual(counter(699));
+        tail.close();
+    });
+
     it('sends a stalled socket no more than its high-water mark and one batch, however long the trace', () => {
-        const tail = new TraceTail('r', traceFile(50_000));
+        const tail = openTraceTail('r', binaryTrace(50_000));
         tail.poll();
         const socket = new StalledSocket();
         const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 100_000, batchBytes: 16_384 }, () => undefined);
@@ -70,7 +175,7 @@ describe('TraceTail', () => {
     });
 
     it('drops what a subscriber of a live run past its buffer has not read, says so once, then goes on from there', () => {
-        const tail = new TraceTail('r', traceFile(20_000));
+        const tail = openTraceTail('r', binaryTrace(20_000));
         tail.poll();
         const socket = new StalledSocket();
         let ended = false;
@@ -81,23 +186,63 @@ describe('TraceTail', () => {
         expect(gap).toEqual([{ jsonrpc: '2.0', method: 'trace.gap', params: { runId: 'r', missed: 17_900, fromSeq: 100, toSeq: 17_999 } }]);
         const batches = socket.messages.filter(m => m.method === 'trace.batch');
         expect(batches[0].params.seq).toBe(18_000);
-        const ts = batches.flatMap(b => b.params.records!.map(r => r.t));
-        expect(ts).toEqual(Array.from({ length: 2000 }, (_, i) => 18_000 + i));
+        const records = batches.flatMap(b => b.params.records!);
+        expect(records).toEqual(Array.from({ length: 2000 }, (_, i) => counter(18_000 + i)));
         expect(socket.messages[socket.messages.length - 1]).toEqual({ jsonrpc: '2.0', method: 'trace.end', params: { runId: 'r', seq: 20_000, state: 'completed' } });
         expect(ended).toBe(true);
         tail.close();
     });
 
-    it('replays an ended run whole, however far behind the reader starts: nothing is dropped', () => {
-        const tail = new TraceTail('r', traceFile(20_000));
+    it('replays an ended run whole, however far behind the reader starts: nothing is dropped', async () => {
+        const tail = openTraceTail('r', binaryTrace(20_000));
         tail.poll();
         tail.end('completed');
         const socket = new StalledSocket();
-        const sub = new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, () => undefined);
-        tail.add(sub);
+        // A batch is one block at most (here ~140 records): the replay takes many pumps, spread over turns of the event loop.
+        const ended = new Promise<void>(resolve => {
+            tail.add(new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, resolve));
+        });
+        await ended;
         expect(socket.messages.filter(m => m.method === 'trace.gap')).toEqual([]);
-        const ts = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!.map(r => r.t));
-        expect(ts).toEqual(Array.from({ length: 19_900 }, (_, i) => 100 + i));
+        const batches = socket.messages.filter(m => m.method === 'trace.batch');
+        // Each batch starts where the one before ended.
+        let seq = 100;
+        for (const b of batches) {
+            expect(b.params.seq).toBe(seq);
+            seq += b.params.records!.length;
+        }
+        expect(batches.flatMap(b => b.params.records!)).toEqual(Array.from({ length: 19_900 }, (_, i) => counter(100 + i)));
+        expect(socket.messages[socket.messages.length - 1].method).toBe('trace.end');
+        tail.close();
+    });
+});
+
+describe('TraceTail of a legacy JSON Lines trace', () => {
+    it('counts complete lines only: a last line without its newline is not a record until it is finished', () => {
+        const file = jsonlTrace(3000, '{"kind":"counter","name":"q","t":3000,');
+        const tail = openTraceTail('r', file);
+        expect(tail).toBeInstanceOf(JsonlTraceTail);
+        tail.poll();
+        expect(tail.count).toBe(3000);
+        fs.appendFileSync(file, '"wall":1,"value":1}\n');
+        expect(tail.poll()).toBe(true);
+        expect(tail.count).toBe(3001);
+        for (const seq of [0, 1, 1023, 1024, 1025, 2047, 2048, 3000]) {
+            const { text, count } = tail.batch(seq, 1, 1e6);
+            expect(count).toBe(1);
+            expect((JSON.parse(text) as { t: number }).t).toBe(seq);
+        }
+        expect(ts(tail.batch(2998, 10, 1e6).text)).toEqual([2998, 2999, 3000]);
+        tail.close();
+    });
+
+    it('replays an ended run whole to a subscriber', () => {
+        const tail = openTraceTail('r', jsonlTrace(5000));
+        tail.end('completed');
+        const socket = new StalledSocket();
+        tail.add(new TraceSubscription(tail, socket, 10, { maxLag: 100, highWater: 1e9, batchBytes: 8192 }, () => undefined));
+        const batches = socket.messages.filter(m => m.method === 'trace.batch');
+        expect(batches.flatMap(b => b.params.records!.map(r => r.t))).toEqual(Array.from({ length: 4990 }, (_, i) => 10 + i));
         expect(socket.messages[socket.messages.length - 1].method).toBe('trace.end');
         tail.close();
     });
