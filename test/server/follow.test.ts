@@ -8,6 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunPause, RunResume, RunStart } from '../../protocol/index.js';
+import { RunStore } from '../../runtime/store/run-store.js';
+import { readTrace } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
 import { BIN, Client, serve, workspace, type Served } from './support.js';
 
@@ -57,7 +59,10 @@ describe('aimatrix trace follow', () => {
         await client.request(RunResume, { runId });
         const live = await following;
         expect(live.code, live.stderr).toBe(0);
-        const stored = fs.readFileSync(path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl'), 'utf8').trim().split('\n').length - 1;
+        const storedFile = new RunStore(dir).traceFile(runId)!;
+        expect(path.basename(storedFile)).toBe('trace.aimtrace');
+        let stored = 0;
+        for await (const item of readTrace(storedFile)) if (item.kind !== 'header') stored++;
         expect(live.stderr).toMatch(new RegExp(`^following run ${runId}\\n(?:.*\\n)*run ${runId} completed: ${stored} records\\n$`));
         const lines = live.stdout.trim().split('\n');
         // Every record printed (or a gap line saying how many were dropped for this terminal).
