@@ -247,7 +247,7 @@ export const RunResults = request<{ readonly runId: string; readonly state: RunS
  * Streams a run's trace: `trace.batch` notifications from record `fromSeq` (default 0), then
  * `trace.end` once the run has ended and everything was sent. Works for a stored run too.
  */
-export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq: number; readonly live: boolean; readonly buffer: number }>()('trace.subscribe', {
+export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq: number; readonly live: boolean; readonly buffer: number; readonly maxRate: number }>()('trace.subscribe', {
     runId: field('string'),
     fromSeq: optional('integer', 0),
     /**
@@ -255,7 +255,15 @@ export const TraceSubscribe = request<{ readonly runId: string; readonly fromSeq
      * (default: the server's `--subscriber-buffer`). The records wait in the run's trace file,
      * not in memory: a large buffer costs the server nothing but lets a slow reader lag.
      */
-    buffer: optional('integer', 1)
+    buffer: optional('integer', 1),
+    /**
+     * Records per second this subscriber is sent at most while the run is live (default: the
+     * server's `--subscriber-rate`; 0: as fast as it reads). What it is not sent counts
+     * against `buffer`, and is dropped with a `trace.gap` past it; the stored trace keeps it.
+     * A live view needs a fraction of what a run makes (millions of records a second), and
+     * every record sent costs the server CPU the simulation may need.
+     */
+    maxRate: optional('integer', 0, 1e9)
 });
 export const TraceUnsubscribe = request<{ readonly unsubscribed: boolean }>()('trace.unsubscribe', runRef);
 

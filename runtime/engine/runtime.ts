@@ -533,14 +533,14 @@ export class Replication {
         const spec = this.spec;
         const checkEvery = spec.onProgress || spec.shouldStop ? 4095 : -1;
         const tr = this.tr;
-        if (tr) this.wallNow = this.wall();
+        if (tr) this.readWall();
         while (heap.n > 0) {
             if (heap.t[0] > horizon) break;
             // Behaviours wait on models: time moves on only once they have their answers.
             if (this.pendingN !== 0 && heap.t[0] > this.now) return false;
             heap.pop();
             this.now = heap.topT;
-            if ((++this.events & WALL_EVERY) === 0 && tr) this.wallNow = this.wall();
+            if ((++this.events & WALL_EVERY) === 0 && tr) this.readWall();
             switch (heap.topK) {
                 case EV_ARRIVAL: this.arrival(heap.topA); break;
                 case EV_RESUME: {
@@ -711,7 +711,7 @@ export class Replication {
         if (this.tr) {
             const type = this.eType[e];
             this.enc!.span(CAT_ENTITY, this.ids!.entity[type], this.eSpan[e], 0, this.ids!.entityPrefix[type], this.eSerial[e], NONE,
-                this.eBorn[e], this.now, this.eWallBorn[e], this.wallNow);
+                this.eBorn[e], this.now, this.eWallBorn[e]);
         }
         if (this.freeN === this.free.length) { const f = new Int32Array(this.free.length * 2 + 16); f.set(this.free); this.free = f; }
         this.free[this.freeN++] = e;
@@ -778,8 +778,10 @@ export class Replication {
                     if (b < 0 || !(amt >= 0)) this.failRelease(ins, r, amt);
                     this.busy[r] = b;
                     this.MB[r].set(now, b);
-                    if (this.tr) this.counter(this.ids!.busy[r], b);
-                    if (this.queues[r].n > 0) this.tryServe(r);
+                    // A release that lets the next waiting entity in at once is one change of the level in
+                    // the trace, recorded by tryServe: the level in between lasted no time.
+                    if (this.queues[r].n > 0) this.tryServe(r, this.tr);
+                    else if (this.tr) this.counter(this.ids!.busy[r], b);
                     this.dirty = true;
                     pc++;
                     continue;
@@ -864,13 +866,12 @@ export class Replication {
     }
 
     private traceQueued(e: number, r: number): void {
-        const w = this.wallNow;
         this.enc!.span(CAT_QUEUE, this.ids!.queueSpan[r], this.nextId++, this.eSpan[e], this.ids!.entityPrefix[this.eType[e]], this.eSerial[e], NONE,
-            this.eQStart[e], this.now, w, w);
+            this.eQStart[e], this.now, this.wallNow);
     }
 
-    /** Grants waiting entities the resource while the head of the queue fits. */
-    private tryServe(r: number): void {
+    /** Grants waiting entities the resource while the head of the queue fits; `released`: the trace has yet to record a release of this instant. */
+    private tryServe(r: number, released = false): void {
         const q = this.queues[r];
         const cap = this.capacity[r];
         const now = this.now;
@@ -894,6 +895,8 @@ export class Replication {
                 this.counter(this.ids!.busy[r], this.busy[r]);
                 this.counter(this.ids!.queueLen[r], q.n);
             }
+        } else if (released) {
+            this.counter(this.ids!.busy[r], this.busy[r]);
         }
     }
 
@@ -936,7 +939,10 @@ export class Replication {
         const m = this.ML[i];
         if (m !== null) m.set(this.now, v);
         this.dirty = true;
-        if (this.tr) this.enc!.counter(this.ids!.stock[i], this.now, this.wall(), v);
+        if (this.tr) {
+            this.readWall();
+            this.enc!.counter(this.ids!.stock[i], this.now, v);
+        }
     }
 
     /** Advances the integrator to time t: whole steps on the grid k·dt, and a partial step to t when t is between. */
@@ -973,8 +979,8 @@ export class Replication {
     }
 
     private traceStocks(t: number): void {
-        const w = this.wall();
-        for (let j = 0; j < this.Y.length; j++) this.enc!.counter(this.ids!.stock[j], t, w, this.Y[j]);
+        this.readWall();
+        for (let j = 0; j < this.Y.length; j++) this.enc!.counter(this.ids!.stock[j], t, this.Y[j]);
     }
 
     // ================================================================ agents
@@ -1431,7 +1437,7 @@ export class Replication {
 
     /** A hot counter: `name` is a string id from `ids`. */
     private counter(name: number, value: number): void {
-        this.enc!.counter(name, this.now, this.wallNow, value);
+        this.enc!.counter(name, this.now, value);
     }
 
     private traceStep(e: number): void {
@@ -1442,9 +1448,14 @@ export class Replication {
             loc = ids.sites[ins.site];
             if (loc < 0) loc = ids.sites[ins.site] = this.enc!.loc(this.tn!.sites[ins.site]);
         }
-        const w = this.wallNow;
         this.enc!.span(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], loc,
-            this.eStepStart[e], this.now, w, w);
+            this.eStepStart[e], this.now, this.wallNow);
+    }
+
+    /** Reads the wall clock for the hot records that follow. */
+    private readWall(): void {
+        this.wallNow = this.wall();
+        this.enc!.wall(this.wallNow);
     }
 }
 

@@ -11,7 +11,7 @@ import type { InferenceUse } from '../../protocol/index.js';
 import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import type { OnnxModelHost } from '../inference/model-host.js';
 import { TraceEncoder } from '../trace/binary.js';
-import { BlockFileWriter } from '../trace/block-file.js';
+import { RingBlockWriter } from '../trace/ring-writer.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
 export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
@@ -43,10 +43,14 @@ export function startWorker(load: ModelLoader): void {
         let events = 0;
         let trace: TraceEncoder | undefined;
         let traceFd: number | undefined;
+        let writer: RingBlockWriter | undefined;
         if (job.trace && init.traceFile) {
             traceFd = fs.openSync(init.traceFile, 'a');
-            trace = new TraceEncoder(new BlockFileWriter(traceFd));
+            // Blocks go to the file from a thread of its own: this one only encodes.
+            writer = new RingBlockWriter(traceFd);
+            trace = new TraceEncoder(writer);
         }
+        let outcome: JobOutcome;
         try {
             const spec: ReplicationSpec = {
                 seed: job.seed,
@@ -68,6 +72,7 @@ export function startWorker(load: ModelLoader): void {
                     if (pause !== undefined && Atomics.load(pause, 0) !== 0) {
                         // Paused: what was recorded reaches the file and the count reaches the runner, then wait.
                         trace?.flush();
+                        writer?.drain();
                         post({ type: 'progress', events: n - lastEvents, simTime, paused: true });
                         lastEvents = n;
                         waitWhilePaused(pause, stop);
@@ -81,19 +86,25 @@ export function startWorker(load: ModelLoader): void {
             const result: ReplicationResult = m.usesInference && m.runReplicationAsync ? await m.runReplicationAsync(spec) : m.runReplication(spec);
             if (result.events > lastEvents) post({ type: 'progress', events: result.events - lastEvents, simTime: result.simTime });
             const inference = host && before ? usedSince(before, host.stats()) : undefined;
-            return { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities, ...(inference ? { inference } : {}) };
+            outcome = { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities, ...(inference ? { inference } : {}) };
         } catch (error) {
-            return { status: 'failed', error: describeFailure(error), events };
-        } finally {
-            if (traceFd !== undefined) {
-                try {
-                    trace!.flush();
-                    fs.fsyncSync(traceFd);
-                } finally {
-                    fs.closeSync(traceFd);
-                }
+            outcome = { status: 'failed', error: describeFailure(error), events };
+        }
+        if (traceFd !== undefined) {
+            // Not fsync'd: a trace runs to hundreds of MB, and syncing it would hold the run's end for
+            // the disk. What was written survives a killed process (it is in the page cache); after a
+            // crash of the machine, readers keep the blocks that reached the disk.
+            try {
+                trace!.flush();
+                await writer!.close();
+            } catch (error) {
+                // A trace that could not be written fails its replication (a disk full, say), with the reason.
+                if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeFailure(error), events: outcome.events };
+            } finally {
+                fs.closeSync(traceFd);
             }
         }
+        return outcome;
     };
 
     const drain = async (): Promise<void> => {

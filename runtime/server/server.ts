@@ -277,12 +277,12 @@ export class RuntimeServer {
         this.method(RunResume, ({ runId }) => ({ state: this.runs.resume(runId) }));
         this.method(RunsList, () => ({ runs: this.runs.list() }));
         this.method(RunResults, ({ runId }) => this.runs.results(runId));
-        this.method(TraceSubscribe, ({ runId, fromSeq, buffer }, client) => {
+        this.method(TraceSubscribe, ({ runId, fromSeq, buffer, maxRate }, client) => {
             const { tail, live } = this.runs.tail(runId);
             const id = tail.runId;
             client.subscriptions.get(id)?.close();
             const start = fromSeq ?? 0;
-            const limits = { ...this.limits, maxLag: buffer ?? this.limits.maxLag };
+            const limits = { ...this.limits, maxLag: buffer ?? this.limits.maxLag, maxRate: maxRate ?? this.limits.maxRate };
             const subscription = new TraceSubscription(tail, client.socket, start, limits, () => {
                 client.subscriptions.delete(id);
                 this.log.info(`client ${client.id}: trace of ${id} sent (${subscription.sent} records${subscription.missed ? `, ${subscription.missed} dropped for it` : ''})`);
@@ -294,7 +294,7 @@ export class RuntimeServer {
             // once the answer has gone out: the answer goes out before the first batch.
             tail.add(subscription, false);
             setImmediate(() => subscription.pump());
-            return { runId: id, fromSeq: start, live, buffer: limits.maxLag };
+            return { runId: id, fromSeq: start, live, buffer: limits.maxLag, maxRate: limits.maxRate };
         });
         this.method(TraceUnsubscribe, ({ runId }, client) => {
             const id = this.runs.resolve(runId).id;

@@ -371,9 +371,16 @@ export interface SubscriptionLimits {
     readonly highWater: number;
     /** About how many bytes of records go in one batch. */
     readonly batchBytes: number;
+    /** Records per second sent at most while the run is live (0: no limit); an ended run is replayed at the reader's pace. */
+    readonly maxRate: number;
 }
 
-export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1 << 20, batchBytes: 64 * 1024 };
+export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1 << 20, batchBytes: 64 * 1024, maxRate: 100_000 };
+
+/** A paced subscriber may take up this many seconds' worth of records at once (after a quiet spell). */
+const BURST_S = 0.05;
+/** A paced subscriber out of allowance is looked at again after at least this many ms. */
+const PACE_MS = 10;
 
 export class TraceSubscription {
     private seq: number;
@@ -382,6 +389,9 @@ export class TraceSubscription {
     /** What was sent and dropped, for the log. */
     sent = 0;
     missed = 0;
+    /** Records it may be sent now while the run is live (a token bucket filled at maxRate), and when it was last filled. */
+    private allowance: number;
+    private filledAt = performance.now();
 
     constructor(
         readonly tail: TraceTail,
@@ -391,6 +401,7 @@ export class TraceSubscription {
         private readonly onEnd: () => void
     ) {
         this.seq = fromSeq;
+        this.allowance = limits.maxRate * BURST_S;
     }
 
     get runId(): string {
@@ -416,8 +427,15 @@ export class TraceSubscription {
             const lag = tail.count - this.seq;
             if (lag > this.limits.maxLag && !tail.isEnded) this.skipAhead();
             if (this.seq < tail.count) {
-                const { text, count } = tail.batch(this.seq, Infinity, this.limits.batchBytes);
+                const paced = this.limits.maxRate > 0 && !tail.isEnded;
+                if (paced && this.refill() < 1) {
+                    // Its share of this second is sent: what the run makes meanwhile waits in the file (and past the buffer, is dropped for it).
+                    this.retry = setTimeout(() => this.pump(), Math.max(PACE_MS, Math.ceil((1000 * (1 - this.allowance)) / this.limits.maxRate)));
+                    return;
+                }
+                const { text, count } = tail.batch(this.seq, paced ? Math.floor(this.allowance) : Infinity, this.limits.batchBytes);
                 if (count === 0) return;
+                if (paced) this.allowance -= count;
                 this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text}]}}`);
                 this.seq += count;
                 this.sent += count;
@@ -430,6 +448,15 @@ export class TraceSubscription {
             }
             return;
         }
+    }
+
+    /** Fills the allowance for the time since it was last filled (up to a burst's worth); returns it. */
+    private refill(): number {
+        const now = performance.now();
+        const rate = this.limits.maxRate;
+        this.allowance = Math.min(rate * BURST_S, this.allowance + ((now - this.filledAt) * rate) / 1000);
+        this.filledAt = now;
+        return this.allowance;
     }
 
     /** The subscriber's buffer is full: drop what it has not read, down to half the buffer behind the live end. */

@@ -15,13 +15,18 @@
  * body of operations, little-endian, unaligned:
  *
  *   STRING  u8 4, u32 length, UTF-8 bytes                    defines the next string id (0, 1, …)
- *   COUNTER u8 1, u32 name, f64 t, f64 wall, f64 value       29 bytes
+ *   WALL    u8 5, f64 wall                                   the wall clock of the records after it
+ *   COUNTER u8 1, u32 name, f64 t, f64 value                 21 bytes; wall: the current WALL
  *   SPAN    u8 2, u8 flags, u32 name, u32 id, u32 parent, u32 subject, u32 serial, u32 loc,
- *           f64 start, f64 end, f64 wallStart[, f64 wallEnd]  50 or 58 bytes
+ *           f64 start, f64 end[, f64 wallStart]              42 or 50 bytes; wallEnd: the current WALL
  *   JSON    u8 3, u32 length, UTF-8 bytes                    any record, as its JSON text
  *
- * Span flags: the category (index in CATEGORIES) in the low bits; SAME_WALL when wallEnd equals
- * wallStart and is left out. `parent` 0 is none; `subject` and `loc` NONE are none; a subject
+ * The engine reads the wall clock once every few dozen events, not per record (a read costs
+ * about as much as a whole customer of the bank example): a WALL says what that reading was,
+ * and the COUNTERs and SPANs after it, in the same block, carry it. A block restates it before
+ * its first such record, so every block decodes on its own strings table alone.
+ * Span flags: the category (index in CATEGORIES) in the low bits; OWN_START when wallStart is
+ * not the current WALL and follows. `parent` 0 is none; `subject` and `loc` NONE are none; a subject
  * is string `subject` followed by the decimal `serial` (`Customer#` + 17), or the string alone
  * when `serial` is NONE; `loc` is the id of a string holding the location's JSON. Strings are
  * not records: a block's `records` counts the others, and `strings` tells a reader that skips
@@ -35,6 +40,7 @@ export const OP_COUNTER = 1;
 export const OP_SPAN = 2;
 export const OP_JSON = 3;
 export const OP_STRING = 4;
+export const OP_WALL = 5;
 /** An absent subject or location. */
 export const NONE = 0xffffffff;
 /** The largest id, parent or serial a SPAN holds; records past it go as JSON. */
@@ -43,17 +49,24 @@ export const CATEGORIES: readonly SpanCategory[] = ['entity', 'step', 'queue', '
 export const CAT_ENTITY = 0;
 export const CAT_STEP = 1;
 export const CAT_QUEUE = 2;
-const SAME_WALL = 0x80;
-const COUNTER_BYTES = 29;
-const SPAN_BYTES = 58;
+const OWN_START = 0x80;
+const COUNTER_BYTES = 21;
+const SPAN_BYTES = 50;
+const WALL_BYTES = 9;
 
 /** Where an encoder's blocks go. */
 export interface TraceBlockSink {
     readonly enabled: boolean;
     /** Tells a TraceSink from a block sink. */
     readonly blocks: true;
-    /** One whole block (head and body); the bytes are the encoder's and valid only during the call. */
-    block(bytes: Uint8Array): void;
+    /**
+     * One whole block (head and body); the bytes are the encoder's and valid only during the
+     * call. A sink that owns the memory blocks are written into (a ring shared with a writer
+     * thread) returns the buffer for the next block; otherwise the encoder reuses its own.
+     */
+    block(bytes: Uint8Array): Uint8Array | void;
+    /** The buffer for the first block, when the sink owns the memory (see `block`). */
+    firstBuffer?(): Uint8Array;
 }
 
 export interface EncoderOptions {
@@ -74,23 +87,26 @@ const utf8 = new TextEncoder();
  */
 export class TraceEncoder {
     readonly enabled = true;
-    private buf: ArrayBuffer;
     private u8: Uint8Array;
     private dv: DataView;
     private pos = BLOCK_HEAD;
     private records = 0;
     private strings = 0;
     private readonly ids = new Map<string, number>();
+    /** The current wall clock, and whether this block has yet to say it (a WALL before the next hot record). */
+    private wallNow = 0;
+    private wallDue = true;
     private lastFlush: number;
     private readonly flushMs: number;
     private readonly now: () => number;
-    /** Records encoded so far, in all blocks. */
-    count = 0;
+    /** Records in the blocks flushed so far. */
+    private total = 0;
+    /** The buffer to go back to after a block made larger for one large record. */
+    private home: Uint8Array | undefined;
 
     constructor(private readonly sink: TraceBlockSink, options: EncoderOptions = {}) {
-        this.buf = new ArrayBuffer(Math.max(4096, options.blockBytes ?? 256 * 1024));
-        this.u8 = new Uint8Array(this.buf);
-        this.dv = new DataView(this.buf);
+        this.u8 = sink.firstBuffer?.() ?? new Uint8Array(Math.max(4096, options.blockBytes ?? 256 * 1024));
+        this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
         this.flushMs = options.flushMs ?? 100;
         this.now = options.now ?? (() => performance.now());
         this.lastFlush = this.now();
@@ -118,36 +134,44 @@ export class TraceEncoder {
         return loc === undefined ? NONE : this.intern(JSON.stringify({ file: loc.file, line: loc.line, column: loc.column }));
     }
 
-    counter(name: number, t: number, wall: number, value: number): void {
-        if (this.pos + COUNTER_BYTES > this.u8.length) this.flush();
+    /** The wall clock of the counters and spans recorded from now on (µs since the run started). */
+    wall(w: number): void {
+        if (w !== this.wallNow) {
+            this.wallNow = w;
+            this.wallDue = true;
+        }
+    }
+
+    /** A counter at simulated time `t`, at the current wall clock. */
+    counter(name: number, t: number, value: number): void {
+        if (this.pos + COUNTER_BYTES + WALL_BYTES > this.u8.length) this.flush();
+        if (this.wallDue) this.putWall();
         const p = this.pos;
         const dv = this.dv;
         this.u8[p] = OP_COUNTER;
         dv.setUint32(p + 1, name, true);
         dv.setFloat64(p + 5, t, true);
-        dv.setFloat64(p + 13, wall, true);
-        dv.setFloat64(p + 21, value, true);
+        dv.setFloat64(p + 13, value, true);
         this.pos = p + COUNTER_BYTES;
         this.records++;
-        this.count++;
     }
 
     /**
-     * A span without attributes. `parent` 0: none; `subject` NONE: none, else a string id with
-     * `serial` appended (NONE: nothing appended); `loc` from {@link loc}.
+     * A span without attributes, ending now: its wallEnd is the current wall clock. `parent` 0:
+     * none; `subject` NONE: none, else a string id with `serial` appended (NONE: nothing
+     * appended); `loc` from {@link loc}.
      */
     span(cat: number, name: number, id: number, parent: number, subject: number, serial: number, loc: number,
-        start: number, end: number, wallStart: number, wallEnd: number): void {
+        start: number, end: number, wallStart: number): void {
         if (id > MAX_U32 || parent > MAX_U32 || (serial > MAX_U32 && serial !== NONE)) {
-            this.record(this.spanRecord(cat, name, id, parent, subject, serial, loc, start, end, wallStart, wallEnd));
+            this.record(this.spanRecord(cat, name, id, parent, subject, serial, loc, start, end, wallStart));
             return;
         }
-        if (this.pos + SPAN_BYTES > this.u8.length) this.flush();
+        if (this.pos + SPAN_BYTES + WALL_BYTES > this.u8.length) this.flush();
+        if (this.wallDue) this.putWall();
         const p = this.pos;
         const dv = this.dv;
-        const same = wallEnd === wallStart;
         this.u8[p] = OP_SPAN;
-        this.u8[p + 1] = same ? cat | SAME_WALL : cat;
         dv.setUint32(p + 2, name, true);
         dv.setUint32(p + 6, id, true);
         dv.setUint32(p + 10, parent, true);
@@ -156,15 +180,28 @@ export class TraceEncoder {
         dv.setUint32(p + 22, loc, true);
         dv.setFloat64(p + 26, start, true);
         dv.setFloat64(p + 34, end, true);
-        dv.setFloat64(p + 42, wallStart, true);
-        if (same) {
-            this.pos = p + 50;
+        if (wallStart === this.wallNow) {
+            this.u8[p + 1] = cat;
+            this.pos = p + 42;
         } else {
-            dv.setFloat64(p + 50, wallEnd, true);
-            this.pos = p + 58;
+            this.u8[p + 1] = cat | OWN_START;
+            dv.setFloat64(p + 42, wallStart, true);
+            this.pos = p + 50;
         }
         this.records++;
-        this.count++;
+    }
+
+    /** Records encoded so far, in all blocks. */
+    get count(): number {
+        return this.total + this.records;
+    }
+
+    private putWall(): void {
+        const p = this.pos;
+        this.u8[p] = OP_WALL;
+        this.dv.setFloat64(p + 1, this.wallNow, true);
+        this.pos = p + WALL_BYTES;
+        this.wallDue = false;
     }
 
     /** Any record, as its JSON text. */
@@ -176,7 +213,6 @@ export class TraceEncoder {
         this.dv.setUint32(this.pos + 1, written, true);
         this.pos += 5 + written;
         this.records++;
-        this.count++;
     }
 
     /** Flushes when records wait and the time since the last flush has passed the limit. */
@@ -195,9 +231,20 @@ export class TraceEncoder {
         dv.setUint32(12, this.strings, true);
         const bytes = this.u8.subarray(0, this.pos);
         this.pos = BLOCK_HEAD;
+        this.total += this.records;
         this.records = 0;
         this.strings = 0;
-        this.sink.block(bytes);
+        this.wallDue = true;
+        const next = this.sink.block(bytes);
+        if (next) {
+            this.u8 = next;
+            this.dv = new DataView(next.buffer, next.byteOffset, next.byteLength);
+        } else if (this.home !== undefined) {
+            // The block of a large record is out: back to the sink's own buffer.
+            this.u8 = this.home;
+            this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
+        }
+        this.home = undefined;
     }
 
     /** Room for `bytes` more: flushes, and grows the buffer for a record larger than a block. */
@@ -205,17 +252,17 @@ export class TraceEncoder {
         if (this.pos + bytes <= this.u8.length) return;
         this.flush();
         if (BLOCK_HEAD + bytes > this.u8.length) {
-            this.buf = new ArrayBuffer(BLOCK_HEAD + bytes);
-            this.u8 = new Uint8Array(this.buf);
-            this.dv = new DataView(this.buf);
+            this.home ??= this.u8;
+            this.u8 = new Uint8Array(BLOCK_HEAD + bytes);
+            this.dv = new DataView(this.u8.buffer);
         }
     }
 
     private spanRecord(cat: number, name: number, id: number, parent: number, subject: number, serial: number, loc: number,
-        start: number, end: number, wallStart: number, wallEnd: number): SpanRecord {
+        start: number, end: number, wallStart: number): SpanRecord {
         const names = [...this.ids.keys()];
         return {
-            kind: 'span', id, ...(parent !== 0 ? { parent } : {}), name: names[name], cat: CATEGORIES[cat], start, end, wallStart, wallEnd,
+            kind: 'span', id, ...(parent !== 0 ? { parent } : {}), name: names[name], cat: CATEGORIES[cat], start, end, wallStart, wallEnd: this.wallNow,
             ...(subject !== NONE ? { subject: serial === NONE ? names[subject] : names[subject] + serial } : {}),
             ...(loc !== NONE ? { loc: JSON.parse(names[loc]) as SourceLocation } : {})
         };
@@ -258,6 +305,8 @@ export class TraceDecoder {
     private readonly locs = new Map<number, SourceLocation>();
     /** The JSON text of each string, made when first needed. */
     private readonly quoted: string[] = [];
+    /** The current WALL of the block being read (NaN before its first). */
+    private wallNow = NaN;
 
     /**
      * Decodes a block body (the bytes after its head), calling `emit` for its records from the
@@ -266,6 +315,7 @@ export class TraceDecoder {
      */
     decode(body: Uint8Array, emit: (r: TraceRecord) => void, from = 0, max = Infinity, learn = true): void {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+        this.wallNow = NaN;
         const end = body.byteLength;
         let n = 0;
         let emitted = 0;
@@ -273,6 +323,10 @@ export class TraceDecoder {
             const op = body[p];
             if (op === OP_STRING) {
                 p = learn ? this.defineString(body, dv, p) : p + 5 + this.u32(dv, p + 1, body);
+                continue;
+            }
+            if (op === OP_WALL) {
+                p = this.readWall(body, dv, p);
                 continue;
             }
             const next = this.next(body, dv, p, op);
@@ -296,6 +350,7 @@ export class TraceDecoder {
      */
     json(body: Uint8Array, from = 0, max = Infinity, sep = ',', learn = true, maxChars = Infinity): { text: string; count: number } {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+        this.wallNow = NaN;
         const end = body.byteLength;
         const parts: string[] = [];
         let n = 0;
@@ -304,6 +359,10 @@ export class TraceDecoder {
             const op = body[p];
             if (op === OP_STRING) {
                 p = learn ? this.defineString(body, dv, p) : p + 5 + this.u32(dv, p + 1, body);
+                continue;
+            }
+            if (op === OP_WALL) {
+                p = this.readWall(body, dv, p);
                 continue;
             }
             const next = this.next(body, dv, p, op);
@@ -326,7 +385,7 @@ export class TraceDecoder {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
         for (let p = 0; p < body.byteLength;) {
             const op = body[p];
-            p = op === OP_STRING ? this.defineString(body, dv, p) : this.next(body, dv, p, op);
+            p = op === OP_STRING ? this.defineString(body, dv, p) : op === OP_WALL ? p + WALL_BYTES : this.next(body, dv, p, op);
         }
     }
 
@@ -338,11 +397,23 @@ export class TraceDecoder {
         return end;
     }
 
+    private readWall(body: Uint8Array, dv: DataView, p: number): number {
+        if (p + WALL_BYTES > body.byteLength) throw new BlockFormatError('a record runs past the end of its block');
+        this.wallNow = dv.getFloat64(p + 1, true);
+        return p + WALL_BYTES;
+    }
+
+    /** The current WALL, for a hot record at byte `p`: one must have come before it in the block. */
+    private wall(p: number): number {
+        if (this.wallNow !== this.wallNow) throw new BlockFormatError(`a record at byte ${p} of its block has no wall clock before it`);
+        return this.wallNow;
+    }
+
     /** Where the operation at `p` ends. */
     private next(body: Uint8Array, dv: DataView, p: number, op: number): number {
         let end: number;
         if (op === OP_COUNTER) end = p + COUNTER_BYTES;
-        else if (op === OP_SPAN) end = p + ((body[p + 1] & SAME_WALL) !== 0 ? 50 : 58);
+        else if (op === OP_SPAN) end = p + ((body[p + 1] & OWN_START) !== 0 ? 50 : 42);
         else if (op === OP_JSON) end = p + 5 + this.u32(dv, p + 1, body);
         else throw new BlockFormatError(`unknown operation ${op} at byte ${p} of a block`);
         if (end > body.byteLength) throw new BlockFormatError('a record runs past the end of its block');
@@ -371,7 +442,7 @@ export class TraceDecoder {
 
     private recordAt(body: Uint8Array, dv: DataView, p: number, op: number): TraceRecord {
         if (op === OP_COUNTER) {
-            return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true)), t: dv.getFloat64(p + 5, true), wall: dv.getFloat64(p + 13, true), value: dv.getFloat64(p + 21, true) };
+            return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true)), t: dv.getFloat64(p + 5, true), wall: this.wall(p), value: dv.getFloat64(p + 13, true) };
         }
         if (op === OP_SPAN) {
             const flags = body[p + 1];
@@ -381,15 +452,15 @@ export class TraceDecoder {
             const subject = dv.getUint32(p + 14, true);
             const serial = dv.getUint32(p + 18, true);
             const loc = dv.getUint32(p + 22, true);
-            const wallStart = dv.getFloat64(p + 42, true);
+            const wallEnd = this.wall(p);
             const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 6, true) };
             if (parent !== 0) r.parent = parent;
             r.name = this.str(dv.getUint32(p + 2, true));
             r.cat = cat;
             r.start = dv.getFloat64(p + 26, true);
             r.end = dv.getFloat64(p + 34, true);
-            r.wallStart = wallStart;
-            r.wallEnd = (flags & SAME_WALL) !== 0 ? wallStart : dv.getFloat64(p + 50, true);
+            r.wallStart = (flags & OWN_START) !== 0 ? dv.getFloat64(p + 42, true) : wallEnd;
+            r.wallEnd = wallEnd;
             if (subject !== NONE) r.subject = serial === NONE ? this.str(subject) : this.str(subject) + serial;
             if (loc !== NONE) r.loc = this.location(loc);
             return r as SpanRecord;
@@ -405,7 +476,7 @@ export class TraceDecoder {
     /** The record at `p` as JSON text, as JSON.stringify of its decoded record would make it. */
     private jsonAt(body: Uint8Array, dv: DataView, p: number, op: number): string {
         if (op === OP_COUNTER) {
-            return `{"kind":"counter","name":${this.q(dv.getUint32(p + 1, true))},"t":${num(dv.getFloat64(p + 5, true))},"wall":${num(dv.getFloat64(p + 13, true))},"value":${num(dv.getFloat64(p + 21, true))}}`;
+            return `{"kind":"counter","name":${this.q(dv.getUint32(p + 1, true))},"t":${num(dv.getFloat64(p + 5, true))},"wall":${num(this.wall(p))},"value":${num(dv.getFloat64(p + 13, true))}}`;
         }
         if (op === OP_SPAN) {
             const flags = body[p + 1];
@@ -415,8 +486,8 @@ export class TraceDecoder {
             const subject = dv.getUint32(p + 14, true);
             const serial = dv.getUint32(p + 18, true);
             const loc = dv.getUint32(p + 22, true);
-            const wallStart = num(dv.getFloat64(p + 42, true));
-            const wallEnd = (flags & SAME_WALL) !== 0 ? wallStart : num(dv.getFloat64(p + 50, true));
+            const wallEnd = num(this.wall(p));
+            const wallStart = (flags & OWN_START) !== 0 ? num(dv.getFloat64(p + 42, true)) : wallEnd;
             let s = `{"kind":"span","id":${dv.getUint32(p + 6, true)}`;
             if (parent !== 0) s += `,"parent":${parent}`;
             s += `,"name":${this.q(dv.getUint32(p + 2, true))},"cat":"${cat}","start":${num(dv.getFloat64(p + 26, true))},"end":${num(dv.getFloat64(p + 34, true))},"wallStart":${wallStart},"wallEnd":${wallEnd}`;
