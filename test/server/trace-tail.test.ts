@@ -164,7 +164,7 @@ describe('TraceTail of a binary trace', () => {
         const tail = openTraceTail('r', binaryTrace(50_000));
         tail.poll();
         const socket = new StalledSocket();
-        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 100_000, batchBytes: 16_384 }, () => undefined);
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 100_000, batchBytes: 16_384, maxRate: 0 }, () => undefined);
         tail.add(sub);
         expect(socket.sentBytes).toBeLessThanOrEqual(100_000 + 16_384 + 200);
         const received = socket.messages.reduce((n, m) => n + (m.params.records?.length ?? 0), 0);
@@ -179,7 +179,7 @@ describe('TraceTail of a binary trace', () => {
         tail.poll();
         const socket = new StalledSocket();
         let ended = false;
-        const sub = new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, () => { ended = true; });
+        const sub = new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => { ended = true; });
         tail.add(sub);
         tail.end('completed');
         const gap = socket.messages.filter(m => m.method === 'trace.gap');
@@ -200,7 +200,7 @@ describe('TraceTail of a binary trace', () => {
         const socket = new StalledSocket();
         // A batch is one block at most (here ~140 records): the replay takes many pumps, spread over turns of the event loop.
         const ended = new Promise<void>(resolve => {
-            tail.add(new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536 }, resolve));
+            tail.add(new TraceSubscription(tail, socket, 100, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, resolve));
         });
         await ended;
         expect(socket.messages.filter(m => m.method === 'trace.gap')).toEqual([]);
@@ -240,7 +240,7 @@ describe('TraceTail of a legacy JSON Lines trace', () => {
         const tail = openTraceTail('r', jsonlTrace(5000));
         tail.end('completed');
         const socket = new StalledSocket();
-        tail.add(new TraceSubscription(tail, socket, 10, { maxLag: 100, highWater: 1e9, batchBytes: 8192 }, () => undefined));
+        tail.add(new TraceSubscription(tail, socket, 10, { maxLag: 100, highWater: 1e9, batchBytes: 8192, maxRate: 0 }, () => undefined));
         const batches = socket.messages.filter(m => m.method === 'trace.batch');
         expect(batches.flatMap(b => b.params.records!.map(r => r.t))).toEqual(Array.from({ length: 4990 }, (_, i) => 10 + i));
         expect(socket.messages[socket.messages.length - 1].method).toBe('trace.end');
