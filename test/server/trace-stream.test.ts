@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStart, RunStateChanged, TraceBatch, TraceEnd, TraceGap, TraceSubscribe, TraceUnsubscribe, type TraceRecord } from '../../protocol/index.js';
+import { readTrace } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
 import { Client, serve, workspace, type Notification, type Served } from './support.js';
 
@@ -27,9 +28,20 @@ afterAll(async () => {
     fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function storedRecords(runId: string): string[] {
-    const lines = fs.readFileSync(path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl'), 'utf8').split('\n').filter(l => l.length > 0);
-    return lines.slice(1);
+function traceFile(runId: string): string {
+    return path.join(dir, '.aimatrix', 'runs', runId, 'trace.aimtrace');
+}
+
+/** The run's stored trace (binary: what runs store), every record at its sequence number. */
+async function storedRecords(runId: string): Promise<TraceRecord[]> {
+    const reader = readTrace(traceFile(runId));
+    const records: TraceRecord[] = [];
+    for await (const { seq, record } of reader.from(0)) {
+        expect(seq).toBe(records.length);
+        records.push(record);
+    }
+    expect(reader.truncated).toBe(false);
+    return records;
 }
 
 /** Checks that batches and gaps cover 0…end exactly once, in order; returns the records received by seq. */
@@ -65,8 +77,8 @@ describe('live trace subscriptions', () => {
         const reader = await Client.connect(server.port, { token: server.file.token });
         const stalled = await Client.connect(server.port, { token: server.file.token });
         const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Medium', workers: 1 });
-        // The reader asks for a buffer larger than the trace: it may lag, it never loses a record.
-        expect(await reader.request(TraceSubscribe, { runId, buffer: 1e9 })).toMatchObject({ runId, fromSeq: 0, live: true, buffer: 1e9 });
+        // The reader asks for a buffer larger than the trace and no pacing: it may lag, it never loses a record.
+        expect(await reader.request(TraceSubscribe, { runId, buffer: 1e9, maxRate: 0 })).toMatchObject({ runId, fromSeq: 0, live: true, buffer: 1e9, maxRate: 0 });
         expect(await stalled.request(TraceSubscribe, { runId })).toMatchObject({ buffer: BUFFER });
         // The stalled client stops reading its socket until the run has ended.
         stalled.socket.pause();
@@ -75,13 +87,13 @@ describe('live trace subscriptions', () => {
         stalled.socket.resume();
         await stalled.until(n => n.method === TraceEnd.method);
 
-        const stored = storedRecords(runId);
+        const stored = await storedRecords(runId);
         expect(stored.length).toBeGreaterThan(20 * BUFFER);
         const all = coverage(reader.notifications, runId);
         expect(all.missed).toBe(0);
         expect(all.end).toBe(stored.length);
         expect(all.received.size).toBe(stored.length);
-        for (const seq of [0, 1, Math.floor(stored.length / 2), stored.length - 1]) expect(all.received.get(seq)).toEqual(JSON.parse(stored[seq]));
+        for (const seq of [0, 1, Math.floor(stored.length / 2), stored.length - 1]) expect(all.received.get(seq)).toEqual(stored[seq]);
 
         const slow = coverage(stalled.notifications, runId);
         expect(slow.end).toBe(stored.length);
@@ -90,7 +102,7 @@ describe('live trace subscriptions', () => {
         // What it did receive is the stored records, at their sequence numbers. (How much it reads after
         // its last gap depends on timing: while its socket is full nothing is sent or skipped, and once
         // the run has ended the rest waits in the file and is all sent, none dropped, since a2d7ab0.)
-        for (const [seq, record] of [...slow.received].slice(-3)) expect(record).toEqual(JSON.parse(stored[seq]));
+        for (const [seq, record] of [...slow.received].slice(-3)) expect(record).toEqual(stored[seq]);
         expect(stalled.of(TraceGap).length).toBeGreaterThan(0);
         for (const c of [control, reader, stalled]) c.close();
     });
@@ -107,11 +119,11 @@ describe('live trace subscriptions', () => {
         const again = await Client.connect(server.port, { token: server.file.token });
         expect(await again.request(TraceSubscribe, { runId, fromSeq: resumeAt })).toMatchObject({ fromSeq: resumeAt });
         await again.until(n => n.method === TraceEnd.method);
-        const stored = storedRecords(runId);
+        const stored = await storedRecords(runId);
         const resumed = coverage(again.notifications, runId, resumeAt);
         expect(resumed.missed).toBe(0);
         expect(resumed.received.size).toBe(stored.length - resumeAt);
-        expect(resumed.received.get(resumeAt)).toEqual(JSON.parse(stored[resumeAt]));
+        expect(resumed.received.get(resumeAt)).toEqual(stored[resumeAt]);
 
         // A stored run replays the same way; unsubscribing ends the stream.
         const replay = await Client.connect(server.port, { token: server.file.token });
