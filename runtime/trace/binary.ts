@@ -305,8 +305,11 @@ export class TraceDecoder {
     private readonly locs = new Map<number, SourceLocation>();
     /** The JSON text of each string, made when first needed. */
     private readonly quoted: string[] = [];
-    /** The current WALL of the block being read (NaN before its first). */
-    private wallNow = NaN;
+    /** The JSON text of each location, as JSON.stringify writes the parsed location. */
+    private readonly locJson = new Map<number, string>();
+    /** The current WALL of the block being read, and whether the block has had one (a WALL may hold any double, NaN too). */
+    private wallNow = 0;
+    private hasWall = false;
 
     /**
      * Decodes a block body (the bytes after its head), calling `emit` for its records from the
@@ -315,7 +318,7 @@ export class TraceDecoder {
      */
     decode(body: Uint8Array, emit: (r: TraceRecord) => void, from = 0, max = Infinity, learn = true): void {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-        this.wallNow = NaN;
+        this.hasWall = false;
         const end = body.byteLength;
         let n = 0;
         let emitted = 0;
@@ -350,7 +353,7 @@ export class TraceDecoder {
      */
     json(body: Uint8Array, from = 0, max = Infinity, sep = ',', learn = true, maxChars = Infinity): { text: string; count: number } {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
-        this.wallNow = NaN;
+        this.hasWall = false;
         const end = body.byteLength;
         const parts: string[] = [];
         let n = 0;
@@ -392,20 +395,21 @@ export class TraceDecoder {
     private defineString(body: Uint8Array, dv: DataView, p: number): number {
         const length = this.u32(dv, p + 1, body);
         const end = p + 5 + length;
-        if (end > body.byteLength) throw new BlockFormatError('a string runs past the end of its block');
+        if (end > body.byteLength) throw new BlockFormatError(`a string at byte ${p} runs past the end of its block`);
         this.strings.push(text.decode(body.subarray(p + 5, end)));
         return end;
     }
 
     private readWall(body: Uint8Array, dv: DataView, p: number): number {
-        if (p + WALL_BYTES > body.byteLength) throw new BlockFormatError('a record runs past the end of its block');
+        if (p + WALL_BYTES > body.byteLength) throw new BlockFormatError(`a record at byte ${p} runs past the end of its block`);
         this.wallNow = dv.getFloat64(p + 1, true);
+        this.hasWall = true;
         return p + WALL_BYTES;
     }
 
     /** The current WALL, for a hot record at byte `p`: one must have come before it in the block. */
     private wall(p: number): number {
-        if (this.wallNow !== this.wallNow) throw new BlockFormatError(`a record at byte ${p} of its block has no wall clock before it`);
+        if (!this.hasWall) throw new BlockFormatError(`a record at byte ${p} of its block has no wall clock before it`);
         return this.wallNow;
     }
 
@@ -416,38 +420,56 @@ export class TraceDecoder {
         else if (op === OP_SPAN) end = p + ((body[p + 1] & OWN_START) !== 0 ? 50 : 42);
         else if (op === OP_JSON) end = p + 5 + this.u32(dv, p + 1, body);
         else throw new BlockFormatError(`unknown operation ${op} at byte ${p} of a block`);
-        if (end > body.byteLength) throw new BlockFormatError('a record runs past the end of its block');
+        if (end > body.byteLength) throw new BlockFormatError(`a record at byte ${p} runs past the end of its block`);
         return end;
     }
 
+    /** The length field of the operation at `at - 1`. */
     private u32(dv: DataView, at: number, body: Uint8Array): number {
-        if (at + 4 > body.byteLength) throw new BlockFormatError('a record runs past the end of its block');
+        if (at + 4 > body.byteLength) throw new BlockFormatError(`a record at byte ${at - 1} runs past the end of its block`);
         return dv.getUint32(at, true);
     }
 
-    private str(id: number): string {
+    /** String `id`, for the record at byte `p`. */
+    private str(id: number, p: number): string {
         const s = this.strings[id];
-        if (s === undefined) throw new BlockFormatError(`string ${id} is used before it is defined`);
+        if (s === undefined) throw new BlockFormatError(`string ${id} is used before it is defined (by the record at byte ${p})`);
         return s;
     }
 
-    private location(id: number): SourceLocation {
+    /** The location in string `id`, for the span at byte `p`. */
+    private location(id: number, p: number): SourceLocation {
         let loc = this.locs.get(id);
         if (loc === undefined) {
-            loc = JSON.parse(this.str(id)) as SourceLocation;
+            loc = parseJson(this.str(id, p), `the location of the span at byte ${p}`) as SourceLocation;
             this.locs.set(id, loc);
         }
         return loc;
     }
 
+    /** The location's JSON text, as JSON.stringify of the decoded location (the string may be any JSON: it is parsed once). */
+    private locationJson(id: number, p: number): string {
+        let s = this.locJson.get(id);
+        if (s === undefined) {
+            s = JSON.stringify(this.location(id, p));
+            this.locJson.set(id, s);
+        }
+        return s;
+    }
+
+    private category(flags: number, p: number): SpanCategory {
+        const cat = CATEGORIES[flags & 0x7f];
+        if (cat === undefined) throw new BlockFormatError(`unknown span category ${flags & 0x7f} at byte ${p}`);
+        return cat;
+    }
+
     private recordAt(body: Uint8Array, dv: DataView, p: number, op: number): TraceRecord {
         if (op === OP_COUNTER) {
-            return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true)), t: dv.getFloat64(p + 5, true), wall: this.wall(p), value: dv.getFloat64(p + 13, true) };
+            return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true), p), t: dv.getFloat64(p + 5, true), wall: this.wall(p), value: dv.getFloat64(p + 13, true) };
         }
         if (op === OP_SPAN) {
             const flags = body[p + 1];
-            const cat = CATEGORIES[flags & 0x7f];
-            if (cat === undefined) throw new BlockFormatError(`unknown span category ${flags & 0x7f}`);
+            const cat = this.category(flags, p);
             const parent = dv.getUint32(p + 10, true);
             const subject = dv.getUint32(p + 14, true);
             const serial = dv.getUint32(p + 18, true);
@@ -455,20 +477,20 @@ export class TraceDecoder {
             const wallEnd = this.wall(p);
             const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 6, true) };
             if (parent !== 0) r.parent = parent;
-            r.name = this.str(dv.getUint32(p + 2, true));
+            r.name = this.str(dv.getUint32(p + 2, true), p);
             r.cat = cat;
             r.start = dv.getFloat64(p + 26, true);
             r.end = dv.getFloat64(p + 34, true);
             r.wallStart = (flags & OWN_START) !== 0 ? dv.getFloat64(p + 42, true) : wallEnd;
             r.wallEnd = wallEnd;
-            if (subject !== NONE) r.subject = serial === NONE ? this.str(subject) : this.str(subject) + serial;
-            if (loc !== NONE) r.loc = this.location(loc);
+            if (subject !== NONE) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            if (loc !== NONE) r.loc = this.location(loc, p);
             return r as SpanRecord;
         }
         const length = dv.getUint32(p + 1, true);
-        const value: unknown = JSON.parse(text.decode(body.subarray(p + 5, p + 5 + length)));
+        const value = parseJson(text.decode(body.subarray(p + 5, p + 5 + length)), `the JSON record at byte ${p}`);
         if (typeof value !== 'object' || value === null || typeof (value as { kind?: unknown }).kind !== 'string') {
-            throw new BlockFormatError('a JSON record must be an object with a "kind"');
+            throw new BlockFormatError(`the JSON record at byte ${p} is not an object with a "kind"`);
         }
         return value as TraceRecord;
     }
@@ -476,12 +498,11 @@ export class TraceDecoder {
     /** The record at `p` as JSON text, as JSON.stringify of its decoded record would make it. */
     private jsonAt(body: Uint8Array, dv: DataView, p: number, op: number): string {
         if (op === OP_COUNTER) {
-            return `{"kind":"counter","name":${this.q(dv.getUint32(p + 1, true))},"t":${num(dv.getFloat64(p + 5, true))},"wall":${num(this.wall(p))},"value":${num(dv.getFloat64(p + 13, true))}}`;
+            return `{"kind":"counter","name":${this.q(dv.getUint32(p + 1, true), p)},"t":${num(dv.getFloat64(p + 5, true))},"wall":${num(this.wall(p))},"value":${num(dv.getFloat64(p + 13, true))}}`;
         }
         if (op === OP_SPAN) {
             const flags = body[p + 1];
-            const cat = CATEGORIES[flags & 0x7f];
-            if (cat === undefined) throw new BlockFormatError(`unknown span category ${flags & 0x7f}`);
+            const cat = this.category(flags, p);
             const parent = dv.getUint32(p + 10, true);
             const subject = dv.getUint32(p + 14, true);
             const serial = dv.getUint32(p + 18, true);
@@ -490,22 +511,31 @@ export class TraceDecoder {
             const wallStart = (flags & OWN_START) !== 0 ? num(dv.getFloat64(p + 42, true)) : wallEnd;
             let s = `{"kind":"span","id":${dv.getUint32(p + 6, true)}`;
             if (parent !== 0) s += `,"parent":${parent}`;
-            s += `,"name":${this.q(dv.getUint32(p + 2, true))},"cat":"${cat}","start":${num(dv.getFloat64(p + 26, true))},"end":${num(dv.getFloat64(p + 34, true))},"wallStart":${wallStart},"wallEnd":${wallEnd}`;
-            if (subject !== NONE) s += serial === NONE ? `,"subject":${this.q(subject)}` : `,"subject":${this.q(subject).slice(0, -1)}${serial}"`;
-            if (loc !== NONE) s += `,"loc":${this.str(loc)}`;
+            s += `,"name":${this.q(dv.getUint32(p + 2, true), p)},"cat":"${cat}","start":${num(dv.getFloat64(p + 26, true))},"end":${num(dv.getFloat64(p + 34, true))},"wallStart":${wallStart},"wallEnd":${wallEnd}`;
+            if (subject !== NONE) s += serial === NONE ? `,"subject":${this.q(subject, p)}` : `,"subject":${this.q(subject, p).slice(0, -1)}${serial}"`;
+            if (loc !== NONE) s += `,"loc":${this.locationJson(loc, p)}`;
             return s + '}';
         }
         const length = dv.getUint32(p + 1, true);
         return text.decode(body.subarray(p + 5, p + 5 + length));
     }
 
-    private q(id: number): string {
+    private q(id: number, p: number): string {
         let s = this.quoted[id];
         if (s === undefined) {
-            s = JSON.stringify(this.str(id));
+            s = JSON.stringify(this.str(id, p));
             this.quoted[id] = s;
         }
         return s;
+    }
+}
+
+/** JSON.parse, its SyntaxError told as a BlockFormatError saying what was being read. */
+function parseJson(json: string, what: string): unknown {
+    try {
+        return JSON.parse(json) as unknown;
+    } catch (error) {
+        throw new BlockFormatError(`${what} is not JSON (${(error as Error).message})`);
     }
 }
 

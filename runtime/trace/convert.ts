@@ -6,9 +6,11 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BLOCK_HEAD, blockHead, TraceDecoder } from './binary.js';
+import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.js';
 import { readTraceHeader, TraceFormatError } from './read.js';
 import { TRACE_VERSION } from './jsonl.js';
+
+const READ_MAX = 1 << 30;
 
 export interface ConvertStats {
     readonly records: number;
@@ -47,13 +49,16 @@ export function writeJsonl(traceFile: string, out: string): ConvertStats {
             } catch (error) {
                 throw new TraceFormatError(traceFile, 0, `block ${block} at byte ${offset}: ${(error as Error).message} (the trace is damaged)`);
             }
+            // A block ending past the end of the file was cut (or its head is damaged): left out unread.
+            if (offset + BLOCK_HEAD + info.bodyBytes > fs.fstatSync(fd).size) { truncated = true; break; }
             if (body.length < info.bodyBytes) body = Buffer.allocUnsafe(info.bodyBytes);
-            if (fs.readSync(fd, body, 0, info.bodyBytes, offset + BLOCK_HEAD) < info.bodyBytes) { truncated = true; break; }
+            if (readFully(fd, body, info.bodyBytes, offset + BLOCK_HEAD) < info.bodyBytes) { truncated = true; break; }
             let text: string;
             try {
                 text = decoder.json(body.subarray(0, info.bodyBytes), 0, Infinity, '\n').text;
             } catch (error) {
-                throw new TraceFormatError(traceFile, 0, `block ${block} at byte ${offset}: ${(error as Error).message} (the trace is damaged)`);
+                if (error instanceof BlockFormatError) throw new TraceFormatError(traceFile, 0, `block ${block} at byte ${offset}: ${error.message} (the trace is damaged)`);
+                throw error;
             }
             if (info.records > 0) fs.writeSync(outFd, text + '\n');
             records += info.records;
@@ -71,4 +76,15 @@ export function writeJsonl(traceFile: string, out: string): ConvertStats {
     } finally {
         fs.closeSync(fd);
     }
+}
+
+/** Reads `length` bytes at `position` (fewer at the end of the file), in reads of at most 1 GiB (one read takes under 2 GiB). */
+function readFully(fd: number, buffer: Buffer, length: number, position: number): number {
+    let got = 0;
+    while (got < length) {
+        const n = fs.readSync(fd, buffer, got, Math.min(length - got, READ_MAX), position + got);
+        if (n === 0) break;
+        got += n;
+    }
+    return got;
 }

@@ -151,16 +151,16 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
                 } catch (error) {
                     throw new TraceFormatError(this.file, 0, `block ${block} at byte ${offset}: ${(error as Error).message} (the trace is damaged)`);
                 }
-                if (body.length < info.bodyBytes) body = Buffer.allocUnsafe(info.bodyBytes);
+                // A block that ends past the end of the file was cut (or its head is damaged): it is left
+                // out before its body is read, which a damaged length could make gigabytes long.
+                if (offset + BLOCK_HEAD + info.bodyBytes > fs.fstatSync(fd).size) {
+                    this.truncated = true;
+                    break;
+                }
                 const skipAll = this.records + info.records <= skip;
-                if (skipAll && info.strings === 0) {
-                    // Nothing wanted and nothing to learn: only check that the block is whole.
-                    const size = fs.fstatSync(fd).size;
-                    if (offset + BLOCK_HEAD + info.bodyBytes > size) {
-                        this.truncated = true;
-                        break;
-                    }
-                } else {
+                // Nothing wanted and nothing to learn: the block is passed over unread.
+                if (!skipAll || info.strings > 0) {
+                    if (body.length < info.bodyBytes) body = Buffer.allocUnsafe(info.bodyBytes);
                     const got = await readAt(fd, body, info.bodyBytes, offset + BLOCK_HEAD);
                     if (got < info.bodyBytes) {
                         this.truncated = true;
@@ -171,7 +171,7 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
                         if (skipAll) decoder.skip(bytes);
                         else decoder.decode(bytes, r => { out.push(r); }, Math.max(0, skip - this.records));
                     } catch (error) {
-                        if (error instanceof BlockFormatError || error instanceof SyntaxError) {
+                        if (error instanceof BlockFormatError) {
                             throw new TraceFormatError(this.file, 0, `block ${block} at byte ${offset}: ${error.message} (the trace is damaged)`);
                         }
                         throw error;
@@ -193,11 +193,15 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
     }
 }
 
+/** One read takes under 2 GiB. */
+const READ_MAX = 1 << 30;
+
+/** Reads `length` bytes at `position` (fewer at the end of the file). */
 function readAt(fd: number, buffer: Buffer, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
         let got = 0;
         const step = (): void => {
-            fs.read(fd, buffer, got, length - got, position + got, (error, n) => {
+            fs.read(fd, buffer, got, Math.min(length - got, READ_MAX), position + got, (error, n) => {
                 if (error) reject(error);
                 else if (n === 0 || got + n >= length) resolve(got + n);
                 else {
