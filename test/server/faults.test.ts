@@ -1,6 +1,6 @@
 /**
  * `kill -9` of the server during a traced run: the next server start lists the run as
- * incomplete, its trace is kept up to its last complete line and can be replayed, and
+ * incomplete, its (binary) trace is kept up to its last complete block and can be replayed, and
  * the runs stored before are untouched. A second server for the same workspace is refused
  * while the first lives; a connection file left by a dead one is replaced.
  */
@@ -9,7 +9,9 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunProgress, RunsList, RunStart, RunStateChanged, TraceEnd, TraceSubscribe, type TraceRecord } from '../../protocol/index.js';
+import { RunProgress, RunsList, RunStart, RunStateChanged, TraceEnd, TraceSubscribe } from '../../protocol/index.js';
+import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
+import { readTrace, readTraceHeader } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
 import { BIN, Client, serve, workspace, type Served } from './support.js';
 
@@ -32,8 +34,26 @@ function hashes(folder: string): Record<string, string> {
     return out;
 }
 
+/** Where the last complete block of a binary trace file ends (its size when no block is cut). */
+function completeBlocksEnd(file: string): number {
+    const bytes = fs.readFileSync(file);
+    const fd = fs.openSync(file, 'r');
+    let at: number;
+    try {
+        at = readTraceHeader(fd, file).bytes;
+    } finally {
+        fs.closeSync(fd);
+    }
+    while (at + BLOCK_HEAD <= bytes.length) {
+        const next = at + BLOCK_HEAD + blockHead(bytes, at).bodyBytes;
+        if (next > bytes.length) break;
+        at = next;
+    }
+    return at;
+}
+
 describe('kill -9 of the server during a run', () => {
-    it('leaves the run incomplete with its trace up to the last complete line; earlier runs are untouched', async () => {
+    it('leaves the run incomplete with its trace up to the last complete block; earlier runs are untouched', async () => {
         const first = await serve(dir);
         servers.push(first);
         const client = await Client.connect(first.port, { token: first.file.token });
@@ -49,7 +69,7 @@ describe('kill -9 of the server during a run', () => {
         expect(secondErr).toBe(`aimatrix: a runtime server already serves ${dir} (pid ${first.child.pid}, port ${first.port})\n`);
 
         const { runId } = await client.request(RunStart, { file: 'shop.twin', experiment: 'Endless', workers: 1 });
-        const traceFile = path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl');
+        const traceFile = path.join(dir, '.aimatrix', 'runs', runId, 'trace.aimtrace');
         await client.until(n => n.method === RunProgress.method && n.params.runId === runId && (n.params.events as number) > 50_000);
         // Some records on disk before the kill.
         while (fs.statSync(traceFile).size < 200_000) await new Promise(r => setTimeout(r, 10));
@@ -68,15 +88,15 @@ describe('kill -9 of the server during a run', () => {
         expect(hashes(path.join(dir, '.aimatrix', 'runs', done.runId))).toEqual(before);
         expect(fs.existsSync(path.join(dir, '.aimatrix', 'runs', runId, 'results.json'))).toBe(false);
 
-        // The trace: every complete line parses; a cut last line (if any) is not a record.
-        const text = fs.readFileSync(traceFile, 'utf8');
-        const lines = text.split('\n');
-        const complete = lines.slice(0, -1); // the last element is empty or a line cut by the kill
-        const records = complete.slice(1).map(l => JSON.parse(l) as TraceRecord);
-        expect(records.length).toBeGreaterThan(1000);
+        // The trace: every complete block decodes; a block cut by the kill (if any) is left out.
+        const reader = readTrace(traceFile);
+        let records = 0;
+        for await (const { seq } of reader.from(0)) expect(seq).toBe(records++);
+        expect(reader.truncated).toBe(completeBlocksEnd(traceFile) < fs.statSync(traceFile).size);
+        expect(records).toBeGreaterThan(1000);
         await again.request(TraceSubscribe, { runId, buffer: 1e9 });
         const end = await again.until(n => n.method === TraceEnd.method);
-        expect(end.params).toMatchObject({ runId, seq: records.length, state: 'incomplete' });
+        expect(end.params).toMatchObject({ runId, seq: records, state: 'incomplete' });
         again.close();
         client.close();
 
