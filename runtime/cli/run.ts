@@ -184,7 +184,8 @@ async function execute(file: string, opts: RunOptions, io: RunIo, interrupts: In
             if (target.endsWith('.aimtrace')) copyAtomic(end.traceFile, target);
             else writeJsonl(end.traceFile, target);
         } catch (error) {
-            io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${(error as NodeJS.ErrnoException).code ?? String(error)} (it is stored in ${relative(io.cwd, end.traceFile)})\n`);
+            const reason = (error as NodeJS.ErrnoException).code ?? (error instanceof Error ? error.message : String(error));
+            io.stderr.write(`aimatrix: cannot write the trace to ${opts.trace}: ${reason} (it is stored in ${relative(io.cwd, end.traceFile)})\n`);
         }
     }
 

@@ -59,7 +59,7 @@ export interface LaunchOptions {
     readonly cwd: string;
     readonly workerEntry: string;
     readonly workers?: number;
-    /** none: no trace; part: hidden file renamed to trace.jsonl at the end; live: straight to trace.jsonl. */
+    /** none: no trace; part: hidden file renamed to trace.aimtrace at the end; live: straight to trace.aimtrace. */
     readonly trace: 'none' | 'part' | 'live';
     /** Recorded in run.json as the options it was run with. */
     readonly options: Readonly<Record<string, unknown>>;

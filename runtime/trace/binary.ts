@@ -96,6 +96,8 @@ export class TraceEncoder {
     /** The current wall clock, and whether this block has yet to say it (a WALL before the next hot record). */
     private wallNow = 0;
     private wallDue = true;
+    /** A hot record at `pos` up to this needs no flush and no WALL first (-1: look, in `room`). */
+    private limit = -1;
     private lastFlush: number;
     private readonly flushMs: number;
     private readonly now: () => number;
@@ -139,14 +141,14 @@ export class TraceEncoder {
         if (w !== this.wallNow) {
             this.wallNow = w;
             this.wallDue = true;
+            this.limit = -1;
         }
     }
 
     /** A counter at simulated time `t`, at the current wall clock. */
     counter(name: number, t: number, value: number): void {
-        if (this.pos + COUNTER_BYTES + WALL_BYTES > this.u8.length) this.flush();
-        if (this.wallDue) this.putWall();
-        const p = this.pos;
+        let p = this.pos;
+        if (p > this.limit) p = this.room();
         const dv = this.dv;
         this.u8[p] = OP_COUNTER;
         dv.setUint32(p + 1, name, true);
@@ -159,17 +161,17 @@ export class TraceEncoder {
     /**
      * A span without attributes, ending now: its wallEnd is the current wall clock. `parent` 0:
      * none; `subject` NONE: none, else a string id with `serial` appended (NONE: nothing
-     * appended); `loc` from {@link loc}.
+     * appended); `loc` from {@link loc}. `parent` must be below `id` (a parent is older), as the
+     * engine's are.
      */
     span(cat: number, name: number, id: number, parent: number, subject: number, serial: number, loc: number,
         start: number, end: number, wallStart: number): void {
-        if (id > MAX_U32 || parent > MAX_U32 || (serial > MAX_U32 && serial !== NONE)) {
+        if (id > MAX_U32 || serial > NONE) {
             this.record(this.spanRecord(cat, name, id, parent, subject, serial, loc, start, end, wallStart));
             return;
         }
-        if (this.pos + SPAN_BYTES + WALL_BYTES > this.u8.length) this.flush();
-        if (this.wallDue) this.putWall();
-        const p = this.pos;
+        let p = this.pos;
+        if (p > this.limit) p = this.room();
         const dv = this.dv;
         this.u8[p] = OP_SPAN;
         dv.setUint32(p + 2, name, true);
@@ -196,12 +198,22 @@ export class TraceEncoder {
         return this.total + this.records;
     }
 
-    private putWall(): void {
-        const p = this.pos;
-        this.u8[p] = OP_WALL;
-        this.dv.setFloat64(p + 1, this.wallNow, true);
-        this.pos = p + WALL_BYTES;
-        this.wallDue = false;
+    /**
+     * The slow part of a hot record, out of line so that the hot methods stay small enough to be
+     * inlined: room for the largest one (flushing), and the WALL the block owes. Returns where
+     * the record goes, and sets `limit` so that the next ones skip this while both hold.
+     */
+    private room(): number {
+        if (this.pos + SPAN_BYTES + WALL_BYTES > this.u8.length) this.flush();
+        if (this.wallDue) {
+            const p = this.pos;
+            this.u8[p] = OP_WALL;
+            this.dv.setFloat64(p + 1, this.wallNow, true);
+            this.pos = p + WALL_BYTES;
+            this.wallDue = false;
+        }
+        this.limit = this.u8.length - SPAN_BYTES;
+        return this.pos;
     }
 
     /** Any record, as its JSON text. */
@@ -235,6 +247,7 @@ export class TraceEncoder {
         this.records = 0;
         this.strings = 0;
         this.wallDue = true;
+        this.limit = -1;
         const next = this.sink.block(bytes);
         if (next) {
             this.u8 = next;
@@ -252,6 +265,7 @@ export class TraceEncoder {
         if (this.pos + bytes <= this.u8.length) return;
         this.flush();
         if (BLOCK_HEAD + bytes > this.u8.length) {
+            this.limit = -1;
             this.home ??= this.u8;
             this.u8 = new Uint8Array(BLOCK_HEAD + bytes);
             this.dv = new DataView(this.u8.buffer);
