@@ -7,7 +7,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TraceRecord } from '../../protocol/index.js';
 import { runExperiment, type Progress, type RunnerPlan } from '../../runtime/experiment/runner.js';
+import { readTrace, writeBinaryTraceHeader } from '../../runtime/trace/read.js';
 import { buildFakeWorker, ROOT } from './support.js';
 
 let entry: string;
@@ -90,8 +92,12 @@ describe('pause and resume', () => {
     it('flushes the trace before it waits: the file has the records of every event so far', async () => {
         const dir = path.join(ROOT, 'test', '.work', `pause-trace-${process.pid}`);
         fs.mkdirSync(dir, { recursive: true });
-        const file = path.join(dir, 'trace.jsonl');
-        fs.writeFileSync(file, '');
+        const file = path.join(dir, 'trace.aimtrace');
+        // What the run session writes before the workers append blocks.
+        writeBinaryTraceHeader(file, {
+            kind: 'header', format: 'aimatrix-trace', runId: 'pause', twin: 'Fake', experiment: null, files: [], point: 0, replication: 0, set: {}, seed: 11,
+            clocks: { sim: 's', wall: 'us' }, wallOrigin: 0
+        });
         try {
             const seen: Progress[] = [];
             let onReport: (() => void) | undefined;
@@ -103,11 +109,14 @@ describe('pause and resume', () => {
             await new Promise<void>(resolve => { onReport = () => { if (seen.some(q => q.events > 2000)) { onReport = undefined; resolve(); } }; onReport(); });
             handle.pause();
             const parked = await new Promise<Progress>(resolve => { onReport = () => { const q = seen.at(-1)!; if (q.state === 'paused') { onReport = undefined; resolve(q); } }; onReport(); });
-            // The fake model records 3 lines per event plus 4 every 10 events; all of them are on disk while it waits.
-            const lines = fs.readFileSync(file, 'utf8').split('\n').filter(l => l !== '');
-            const jobs = lines.filter(l => l.includes('"name":"Job"')).length;
+            // The fake model records 3 records per event plus 4 every 10 events; all of them are on disk while it waits.
+            const reader = readTrace(file);
+            const records: TraceRecord[] = [];
+            for await (const { record } of reader.from(0)) records.push(record);
+            expect(reader.truncated).toBe(false);
+            const jobs = records.filter(r => r.kind === 'span' && r.name === 'Job').length;
             expect(jobs).toBe(parked.events);
-            expect(lines.length).toBe(3 * parked.events + 4 * Math.ceil(parked.events / 10));
+            expect(records.length).toBe(3 * parked.events + 4 * Math.ceil(parked.events / 10));
             handle.stop();
             expect((await handle.result).state).toBe('stopped');
         } finally {
