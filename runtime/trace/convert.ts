@@ -10,9 +10,11 @@ import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.
 import { readTraceHeader, TraceFormatError } from './read.js';
 import { TRACE_VERSION } from './jsonl.js';
 
+/** One read takes under 2 GiB. */
 const READ_MAX = 1 << 30;
 
 export interface ConvertStats {
+    /** Records written; -1 for a JSON Lines source, which is copied as it is, uncounted. */
     readonly records: number;
     /** The source ended in a cut block (a killed run), which was left out. */
     readonly truncated: boolean;
@@ -55,7 +57,9 @@ export function writeJsonl(traceFile: string, out: string): ConvertStats {
             if (readFully(fd, body, info.bodyBytes, offset + BLOCK_HEAD) < info.bodyBytes) { truncated = true; break; }
             let text: string;
             try {
-                text = decoder.json(body.subarray(0, info.bodyBytes), 0, Infinity, '\n').text;
+                const made = decoder.json(body.subarray(0, info.bodyBytes), 0, Infinity, '\n');
+                if (made.count !== info.records) throw new BlockFormatError(`its head says ${info.records} records, its body holds ${made.count}`);
+                text = made.text;
             } catch (error) {
                 if (error instanceof BlockFormatError) throw new TraceFormatError(traceFile, 0, `block ${block} at byte ${offset}: ${error.message} (the trace is damaged)`);
                 throw error;

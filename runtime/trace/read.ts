@@ -169,7 +169,14 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
                     const bytes = body.subarray(0, info.bodyBytes);
                     try {
                         if (skipAll) decoder.skip(bytes);
-                        else decoder.decode(bytes, r => { out.push(r); }, Math.max(0, skip - this.records));
+                        else {
+                            const from = Math.max(0, skip - this.records);
+                            decoder.decode(bytes, r => { out.push(r); }, from);
+                            // The head's count numbers every record after this block: it must be the body's.
+                            if (from + out.length !== info.records) {
+                                throw new BlockFormatError(`its head says ${info.records} records, its body holds ${out.length > 0 || from === 0 ? from + out.length : 'fewer'}`);
+                            }
+                        }
                     } catch (error) {
                         if (error instanceof BlockFormatError) {
                             throw new TraceFormatError(this.file, 0, `block ${block} at byte ${offset}: ${error.message} (the trace is damaged)`);

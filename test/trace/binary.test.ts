@@ -242,7 +242,7 @@ describe('binary blocks', () => {
         expect(decoded).toEqual(records);
     });
 
-    it('writes spans with ids, parents or serials past 2^32-2 as JSON, and they decode the same', () => {
+    it('writes spans with ids or serials past 2^32-2 as JSON, and they decode the same', () => {
         const span = (id: number, parent: number, serial: number | undefined): Op => ({
             op: 'span', cat: 1, name: 'delay', id, parent, subject: 'Customer#', serial, loc: { file: 'bank.twin', line: 3, column: 5 }, start: 1, end: 2, wallStart: 'now'
         });
@@ -251,7 +251,8 @@ describe('binary blocks', () => {
             span(0xfffffffe, 0xfffffffe, 0xfffffffe),
             span(0xffffffff, 1, 1),
             span(2 ** 32, 0, undefined),
-            span(7, 2 ** 40, 3),
+            // A parent is older than its child (a lower id), as the engine's are.
+            span(2 ** 41, 2 ** 40, 3),
             span(8, 1, 2 ** 33),
             span(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER)
         ];
@@ -266,7 +267,7 @@ describe('binary blocks', () => {
         // The first fits the binary layout; the others went as JSON (their text is in the block).
         const ascii = Buffer.from(body).toString('latin1');
         expect(ascii).not.toContain('"id":4294967294');
-        for (const id of ['4294967295', '4294967296', '"id":7,', '"id":8,', String(Number.MAX_SAFE_INTEGER)]) expect(ascii).toContain(id);
+        for (const id of ['4294967295', '4294967296', '"id":2199023255552,', '"id":8,', String(Number.MAX_SAFE_INTEGER)]) expect(ascii).toContain(id);
     });
 });
 
@@ -526,6 +527,25 @@ describe('binary trace files', () => {
         bytes[blockEnds[1] + BLOCK_HEAD] = 0x42;
         fs.writeFileSync(file, bytes);
         await expect(collect(readTrace(file))).rejects.toThrow(`${file}: block 2 at byte ${blockEnds[1]}: unknown operation 66 at byte 0 of a block (the trace is damaged)`);
+    });
+
+    it('a block whose head counts other records than its body holds is damaged (the records after it would be misnumbered)', async () => {
+        const { file, blockEnds, counts } = traceFile(1000);
+        const bytes = fs.readFileSync(file);
+        for (const says of [counts[1] + 1, counts[1] - 1, 0]) {
+            bytes.writeUInt32LE(says, blockEnds[0] + 8);
+            fs.writeFileSync(file, bytes);
+            const message = `${file}: block 1 at byte ${blockEnds[0]}: its head says ${says} records, its body holds ${counts[1]} (the trace is damaged)`;
+            await expect(collect(readTrace(file)), `says ${says}`).rejects.toThrow(message);
+            expect(() => writeJsonl(file, path.join(dir, 'out.jsonl'))).toThrow(message);
+        }
+        // Read from inside the block: still told, as far as the reader can count.
+        bytes.writeUInt32LE(counts[1] + 5, blockEnds[0] + 8);
+        fs.writeFileSync(file, bytes);
+        await expect(collect(readTraceFrom(file, counts[0] + 3))).rejects.toThrow(`its head says ${counts[1] + 5} records, its body holds ${counts[1]}`);
+        bytes.writeUInt32LE(counts[1] + 500, blockEnds[0] + 8);
+        fs.writeFileSync(file, bytes);
+        await expect(collect(readTraceFrom(file, counts[0] + counts[1] + 3))).rejects.toThrow(`its head says ${counts[1] + 500} records, its body holds fewer`);
     });
 });
 
