@@ -364,7 +364,7 @@ export class TraceDecoder {
      * The JSON texts of a block's records from the `from`-th on, joined by `sep` (a subscriber's
      * batch: commas; JSON Lines: newlines): at most `max` of them, and none more once the text
      * has `maxChars` characters. A JSON record's text goes as stored, unparsed (the encoder made
-     * it with JSON.stringify; parsing every one would double what sending it costs): a damaged
+     * it with JSON.stringify; checking it would cost a JSON.parse per record sent): a damaged
      * one is caught by `decode`, not here.
      */
     json(body: Uint8Array, from = 0, max = Infinity, sep = ',', learn = true, maxChars = Infinity): { text: string; count: number } {
