@@ -2,7 +2,7 @@
  * The experiment runner on real worker threads, with the fake model: results keyed by
  * (point, replication) whatever the number of workers, common random numbers across
  * points, cancellation that keeps what was finished, and a failing replication that
- * loses nothing else.
+ * loses nothing else; a trace that cannot be written fails its replication with the reason.
  */
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,5 +101,23 @@ describe('runExperiment', () => {
         } finally {
             fs.rmSync(failing, { force: true });
         }
+    });
+});
+
+describe('a trace that cannot be written', () => {
+    // /dev/full takes an open for appending and refuses every write with ENOSPC: a disk full, on demand.
+    it.skipIf(!fs.existsSync('/dev/full'))('fails its replication with the write error; the untraced ones complete', async () => {
+        const r = await runExperiment({
+            workerEntry: entry, source: {}, plan: plan([{ steps: 200_000 }], 3), workers: 2,
+            trace: { file: '/dev/full', point: 0, replication: 1 }
+        }).result;
+        expect(r.state).toBe('failed');
+        const traced = r.outcomes[0][1]!;
+        expect(traced.status).toBe('failed');
+        if (traced.status !== 'failed') return;
+        expect(traced.error.message).toBe('cannot write the trace: ENOSPC: no space left on device, write');
+        // It stopped at the write that failed (the ring holds a few MB), not at its end.
+        expect(traced.events).toBeLessThan(200_000);
+        for (const i of [0, 2]) expect(r.outcomes[0][i]?.status).toBe('completed');
     });
 });
