@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStore } from '../runtime/store/run-store.js';
+import { readTrace } from '../runtime/trace/read.js';
 import type { TraceRecord } from '../protocol/index.js';
 import { ensureBuilt, ROOT } from './support/build.js';
 
@@ -277,7 +278,7 @@ describe('aimatrix run, interrupted', () => {
         // Recorded so, not only reported.
         expect(JSON.parse(fs.readFileSync(store.file(id, 'run.json'), 'utf8'))).toMatchObject({ state: 'incomplete' });
         expect(fs.existsSync(store.file(id, 'results.json'))).toBe(false);
-        expect(fs.existsSync(store.file(id, 'trace.jsonl'))).toBe(false);
+        expect(fs.existsSync(store.file(id, 'trace.aimtrace'))).toBe(false);
         expect(fs.existsSync(path.join(dir, 'killed.jsonl'))).toBe(false);
     });
 });
@@ -293,8 +294,12 @@ describe('aimatrix run --trace, then trace export --format chrome', () => {
         const spans = records.filter((r): r is Extract<TraceRecord, { kind: 'span' }> => r.kind === 'span');
         expect(spans.length).toBeGreaterThan(300);
         expect(records.some(r => r.kind === 'counter')).toBe(true);
-        // The same trace is stored with the run.
-        expect(fs.readFileSync(new RunStore(dir).file(runId, 'trace.jsonl'), 'utf8')).toBe(fs.readFileSync(path.join(dir, 'shop.jsonl'), 'utf8'));
+        // The same trace is stored with the run (binary: the JSON Lines file is made from it).
+        const stored = readTrace(new RunStore(dir).file(runId, 'trace.aimtrace'));
+        const storedRecords: TraceRecord[] = [];
+        for await (const { record } of stored.from(0)) storedRecords.push(record);
+        expect(stored.header).toEqual({ ...lines[0], version: 2, encoding: 'binary' });
+        expect(storedRecords).toEqual(records);
 
         const exported = await aimatrix(['trace', 'export', runId.slice(0, 22), '--format', 'chrome', '--out', 'shop.chrome.json'], dir);
         expect(exported.code, exported.stderr).toBe(0);
@@ -333,6 +338,6 @@ describe('aimatrix run --trace, then trace export --format chrome', () => {
         expect(unknown.stderr).toMatch(/^aimatrix: no run 'zzz' in /);
         const format = await aimatrix(['trace', 'export', 'last', '--format', 'jaeger'], dir);
         expect(format.code).toBe(2);
-        expect(format.stderr).toMatch(/^aimatrix: option '--format <format>' argument 'jaeger' is invalid\. Allowed choices are chrome, otlp\./);
+        expect(format.stderr).toMatch(/^aimatrix: option '--format <format>' argument 'jaeger' is invalid\. Allowed choices are chrome, otlp, jsonl\./);
     });
 });
