@@ -364,8 +364,8 @@ export class TraceDecoder {
      * The JSON texts of a block's records from the `from`-th on, joined by `sep` (a subscriber's
      * batch: commas; JSON Lines: newlines): at most `max` of them, and none more once the text
      * has `maxChars` characters. A JSON record's text goes as stored, unparsed (the encoder made
-     * it with JSON.stringify; checking it would cost a JSON.parse per record sent): a damaged
-     * one is caught by `decode`, not here.
+     * it with JSON.stringify; checking it would cost a JSON.parse per record sent), unless it
+     * holds a line break: a damaged one is caught by `decode`, not here.
      */
     json(body: Uint8Array, from = 0, max = Infinity, sep = ',', learn = true, maxChars = Infinity): { text: string; count: number } {
         const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
@@ -533,7 +533,10 @@ export class TraceDecoder {
             return s + '}';
         }
         const length = dv.getUint32(p + 1, true);
-        return text.decode(body.subarray(p + 5, p + 5 + length));
+        const json = text.decode(body.subarray(p + 5, p + 5 + length));
+        // JSON.stringify never writes a line break outside a string; one here (JSON whitespace,
+        // from damage or another writer) would cut a JSON Lines record in two: write it again.
+        return json.includes('\n') || json.includes('\r') ? JSON.stringify(parseJson(json, `the JSON record at byte ${p}`)) : json;
     }
 
     private q(id: number, p: number): string {

@@ -362,6 +362,15 @@ describe('damaged blocks', () => {
         expect(new TraceDecoder().json(spaced).text).toBe(JSON.stringify(decoded[0]));
     });
 
+    it('a JSON record stored with line breaks as its whitespace is sent on one line', () => {
+        const body = new Body().json('{"kind":"instant",\r\n"name":"x","t":\n1,"wall":2}').get();
+        const decoded: TraceRecord[] = [];
+        new TraceDecoder().decode(body, r => { decoded.push(r); });
+        expect(new TraceDecoder().json(body).text).toBe(JSON.stringify(decoded[0]));
+        expect(JSON.stringify(decoded[0])).toBe('{"kind":"instant","name":"x","t":1,"wall":2}');
+        expectDamaged(new Body().json('{"kind":\n').get(), /^the JSON record at byte 0 is not JSON/);
+    });
+
     it('a WALL holding NaN is a wall clock like any other (not a missing one)', () => {
         const body = new Body().str('q').wall(NaN).counter(0, 1, 2).get();
         const decoded: TraceRecord[] = [];
@@ -390,11 +399,29 @@ describe('damaged blocks', () => {
             const damaged = Buffer.from(pristine);
             for (const [at, value] of flips) damaged[at] = value;
             fs.writeFileSync(file, damaged);
-            try {
-                for await (const _ of readTrace(file)) { /* read it all */ }
-            } catch (error) {
+            const located = (error: unknown): void => {
                 expect(error).toBeInstanceOf(TraceFormatError);
                 expect((error as Error).message).toMatch(/^.*trace\.aimtrace: block \d+ at byte \d+: /);
+            };
+            let read: unknown[] | undefined;
+            try {
+                read = (await collect(readTrace(file))).slice(1);
+            } catch (error) {
+                located(error);
+            }
+            try {
+                await collect(readTraceFrom(file, 200));
+            } catch (error) {
+                located(error);
+            }
+            const out = path.join(dir, 'out.jsonl');
+            try {
+                writeJsonl(file, out);
+                // What reads as records converts to exactly their JSON.
+                if (read !== undefined) expect(fs.readFileSync(out, 'utf8').split('\n').slice(1, -1).map(l => JSON.parse(l) as unknown)).toEqual(read.map(plain));
+            } catch (error) {
+                located(error);
+                expect(read).toBeUndefined();
             }
         }), { numRuns: 200 });
     });
