@@ -20,7 +20,7 @@
  */
 import * as fs from 'node:fs';
 import { TraceBatch, TraceEnd, TraceGap, type RunState } from '../../protocol/index.js';
-import { BLOCK_HEAD, blockHead, TraceDecoder } from '../trace/binary.js';
+import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from '../trace/binary.js';
 import { readTraceHeader } from '../trace/read.js';
 import { TraceFormatError } from '../trace/jsonl.js';
 
@@ -195,7 +195,16 @@ export class BinaryTraceTail extends TraceTail {
         if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
         const k = this.blockOf(seq);
         const body = this.body(k, this.offsets[k], this.bodies[k]);
-        return this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
+        try {
+            return this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
+        } catch (error) {
+            if (!(error instanceof BlockFormatError)) throw error;
+            // A damaged block (poll reads only strings): the trace ends before it for every subscriber.
+            this.damaged = `block at byte ${this.offsets[k] - BLOCK_HEAD}: ${error.message}`;
+            this.count = this.firsts[k];
+            for (const a of [this.offsets, this.bodies, this.firsts, this.counts]) a.length = k;
+            return { text: '', count: 0 };
+        }
     }
 
     /** The block holding record `seq` (< count): the last one starting at or before it that has records. */

@@ -127,6 +127,7 @@ export class TraceEncoder {
             this.dv.setUint32(this.pos + 1, written, true);
             this.pos += 5 + written;
             this.strings++;
+            if (this.home !== undefined) this.flush();
         }
         return id;
     }
@@ -161,8 +162,9 @@ export class TraceEncoder {
     /**
      * A span without attributes, ending now: its wallEnd is the current wall clock. `parent` 0:
      * none; `subject` NONE: none, else a string id with `serial` appended (NONE: nothing
-     * appended); `loc` from {@link loc}. `parent` must be below `id` (a parent is older), as the
-     * engine's are.
+     * appended); `loc` from {@link loc}. `parent` and `serial` must be at most `id` (a parent is
+     * older, and a subject's number counts fewer things than the spans), as the engine's are: so
+     * `serial` is never NONE by accident once `id` fits.
      */
     span(cat: number, name: number, id: number, parent: number, subject: number, serial: number, loc: number,
         start: number, end: number, wallStart: number): void {
@@ -225,6 +227,7 @@ export class TraceEncoder {
         this.dv.setUint32(this.pos + 1, written, true);
         this.pos += 5 + written;
         this.records++;
+        if (this.home !== undefined) this.flush();
     }
 
     /** Flushes when records wait and the time since the last flush has passed the limit. */

@@ -10,7 +10,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { CounterRecord } from '../../protocol/index.js';
 import { BinaryTraceTail, JsonlTraceTail, openTraceTail, TraceSubscription, type SubscriberSocket } from '../../runtime/server/trace-tail.js';
 import { blockHead, TraceEncoder } from '../../runtime/trace/binary.js';
@@ -190,6 +190,51 @@ describe('TraceTail of a binary trace', () => {
         expect(records).toEqual(Array.from({ length: 2000 }, (_, i) => counter(18_000 + i)));
         expect(socket.messages[socket.messages.length - 1]).toEqual({ jsonrpc: '2.0', method: 'trace.end', params: { runId: 'r', seq: 20_000, state: 'completed' } });
         expect(ended).toBe(true);
+        tail.close();
+    });
+
+    it('ends the trace before a damaged block for every subscriber, and does not throw from the pump', () => {
+        const file = binaryTrace(3000);
+        const bytes = fs.readFileSync(file);
+        // Block 10 (it defines no strings: poll counts it without reading it): its first operation made unknown.
+        let at = bytes.indexOf(0x0a) + 1;
+        let before = 0;
+        for (let k = 0; k < 10; k++) {
+            const head = blockHead(bytes, at);
+            before += head.records;
+            at += 16 + head.bodyBytes;
+        }
+        expect(blockHead(bytes, at).strings).toBe(0);
+        bytes[at + 16] = 9;
+        fs.writeFileSync(file, bytes);
+        const tail = openTraceTail('r', file) as BinaryTraceTail;
+        tail.poll();
+        expect(tail.count).toBe(3000);
+        const socket = new StalledSocket();
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined);
+        tail.add(sub);
+        tail.end('completed');
+        const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
+        expect(records).toEqual(Array.from({ length: before }, (_, i) => counter(i)));
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: before } });
+        expect(tail.damaged).toMatch(/unknown operation 9/);
+        tail.close();
+    });
+
+    it('paces a subscriber of a live run (a burst of maxRate / 20 at first), and not the replay of an ended one', async () => {
+        const tail = openTraceTail('r', binaryTrace(20_000));
+        tail.poll();
+        const socket = new StalledSocket();
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 20_000 }, () => undefined);
+        tail.add(sub);
+        const sent = (): number => socket.messages.reduce((n, m) => n + (m.params.records?.length ?? 0), 0);
+        expect(sent()).toBeGreaterThan(0);
+        // The burst, and what the allowance grew by in the milliseconds the test took (20 a millisecond).
+        expect(sent()).toBeLessThanOrEqual(2000);
+        tail.end('completed');
+        // The replay goes on in turns of the event loop (64 batches each), at the reader's pace: all of it.
+        await vi.waitFor(() => { expect(sent()).toBe(20_000); }, { timeout: 10_000, interval: 5 });
+        sub.close();
         tail.close();
     });
 

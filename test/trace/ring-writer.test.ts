@@ -12,7 +12,7 @@ import { TraceEncoder, type TraceBlockSink } from '../../runtime/trace/binary.js
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
 import { RingBlockWriter } from '../../runtime/trace/ring-writer.js';
 import { readTrace, writeBinaryTraceHeader } from '../../runtime/trace/read.js';
-import type { TraceRecord } from '../../protocol/index.js';
+import type { InstantRecord, TraceRecord } from '../../protocol/index.js';
 
 let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-ring-')); });
@@ -82,7 +82,7 @@ describe('RingBlockWriter', () => {
         const got = await records(file);
         expect(got).toHaveLength(3_000 * 2 + 4);
         const logs = got.filter(r => r.kind === 'instant');
-        expect(logs.map(r => (r as { attrs: { text: string } }).attrs.text.slice(300_000))).toEqual(['699', '1399', '2099', '2799']);
+        expect(logs.map(r => String((r as InstantRecord).attrs?.text).slice(300_000))).toEqual(['699', '1399', '2099', '2799']);
         // The log after record 699's span, and before record 700's counter.
         const at = got.indexOf(logs[0]);
         expect(got[at - 1]).toMatchObject({ kind: 'span', id: 700 });
