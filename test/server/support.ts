@@ -82,6 +82,8 @@ export async function serve(dir: string, extra: string[] = []): Promise<Served> 
 export interface Notification {
     readonly method: string;
     readonly params: Record<string, unknown>;
+    /** When this client received it (performance.now()). */
+    readonly at: number;
 }
 
 export class RpcError extends Error {
@@ -104,7 +106,7 @@ export class Client {
         socket.on('message', (data: Buffer) => {
             const message = JSON.parse(data.toString('utf8')) as { id?: number; method?: string; params?: Record<string, unknown>; result?: unknown; error?: { code: number; message: string; data?: unknown } };
             if (message.method) {
-                this.notifications.push({ method: message.method, params: message.params ?? {} });
+                this.notifications.push({ method: message.method, params: message.params ?? {}, at: performance.now() });
                 for (const w of this.waiters.splice(0)) w();
                 return;
             }

@@ -2,15 +2,19 @@
  * Live traces through the runtime server: batches in order with contiguous sequence
  * numbers equal to the stored trace; a subscriber that stops reading gets a gap notice
  * (counts and range) and nothing twice, while another subscriber gets everything; a
- * reconnecting subscriber resumes from a sequence number.
+ * reconnecting subscriber resumes from a sequence number. A subscriber paced by `maxRate`
+ * is sent less than a live run makes and told what it missed. The stored trace is binary
+ * and reads back as exactly what an unpaced subscriber was sent.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RunStart, RunStateChanged, TraceBatch, TraceEnd, TraceGap, TraceSubscribe, TraceUnsubscribe, type TraceRecord } from '../../protocol/index.js';
+import { RpcErrorCode, RunProgress, RunStart, RunStateChanged, RunStop, TraceBatch, TraceEnd, TraceGap, TraceSubscribe, TraceUnsubscribe, type TraceRecord } from '../../protocol/index.js';
 import { readTrace } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
 import { Client, serve, workspace, type Notification, type Served } from './support.js';
+
+const BLOCK_MAGIC = 'AIB1';
 
 const BUFFER = 2000;
 let dir: string;
@@ -36,10 +40,12 @@ function traceFile(runId: string): string {
 async function storedRecords(runId: string): Promise<TraceRecord[]> {
     const reader = readTrace(traceFile(runId));
     const records: TraceRecord[] = [];
+    let order = true;
     for await (const { seq, record } of reader.from(0)) {
-        expect(seq).toBe(records.length);
+        order &&= seq === records.length;
         records.push(record);
     }
+    expect(order).toBe(true);
     expect(reader.truncated).toBe(false);
     return records;
 }
@@ -93,6 +99,7 @@ describe('live trace subscriptions', () => {
         expect(all.missed).toBe(0);
         expect(all.end).toBe(stored.length);
         expect(all.received.size).toBe(stored.length);
+        for (const seq of [0, Math.floor(stored.length / 2), stored.length - 1]) expect(all.received.get(seq)).toEqual(stored[seq]);
         for (const seq of [0, 1, Math.floor(stored.length / 2), stored.length - 1]) expect(all.received.get(seq)).toEqual(stored[seq]);
 
         const slow = coverage(stalled.notifications, runId);
@@ -132,5 +139,106 @@ describe('live trace subscriptions', () => {
         expect(coverage(replay.notifications, runId, stored.length - 5).received.size).toBe(5);
         expect(await replay.request(TraceUnsubscribe, { runId })).toEqual({ unsubscribed: false });
         for (const c of [control, again, replay]) c.close();
+    });
+
+    it('paces a live subscriber at its maxRate: it is sent less than the run makes, told what it missed, nothing twice', async () => {
+        const RATE = 1000;
+        const control = await Client.connect(server.port, { token: server.file.token });
+        const paced = await Client.connect(server.port, { token: server.file.token });
+        const patient = await Client.connect(server.port, { token: server.file.token });
+        // A run that never ends by itself: it is live for as long as the test needs, whatever the machine's speed.
+        const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Endless', workers: 1 });
+        const asked = performance.now();
+        // 1,000 records a second against a run that makes them by the million: it falls past its buffer.
+        expect(await paced.request(TraceSubscribe, { runId, maxRate: RATE })).toMatchObject({ runId, fromSeq: 0, live: true, buffer: BUFFER, maxRate: RATE });
+        // Paced too, with a buffer it never fills: it lags, and is sent at most RATE a second meanwhile.
+        expect(await patient.request(TraceSubscribe, { runId, maxRate: RATE, buffer: 1e9 })).toMatchObject({ live: true, buffer: 1e9, maxRate: RATE });
+        await paced.until(n => n.method === TraceGap.method);
+        await control.until(n => n.method === RunProgress.method && n.params.runId === runId && (n.params.events as number) > 100_000);
+        // The patient one leaves before the stop: everything it was sent, it was sent while the run was live.
+        const stopped = performance.now();
+        patient.socket.terminate();
+        await control.request(RunStop, { runId });
+        await paced.until(n => n.method === TraceEnd.method);
+
+        // coverage() checks that every batch starts where the last batch or gap ended: strictly increasing, nothing twice.
+        const got = coverage(paced.notifications, runId);
+        const live = coverage(patient.notifications, runId);
+        // The stored trace, streamed (it holds a million records or more): its length, and the records both were sent.
+        const reader = readTrace(traceFile(runId));
+        let total = 0;
+        let order = true;
+        for await (const { seq, record } of reader.from(0)) {
+            order &&= seq === total++;
+            if (got.received.has(seq)) expect(got.received.get(seq)).toEqual(record);
+            if (live.received.has(seq)) expect(live.received.get(seq)).toEqual(record);
+        }
+        expect(order).toBe(true);
+        expect(total).toBeGreaterThan(100_000);
+        expect(got.end).toBe(total);
+        expect(paced.of(TraceGap).length).toBeGreaterThan(0);
+        expect(got.missed).toBeGreaterThan(0);
+        expect(got.received.size).toBeLessThan(total);
+        expect(got.received.size + got.missed).toBe(total);
+
+        // The patient one missed nothing while it lagged. Live, it was paced: at most RATE a second since
+        // it subscribed, plus a burst (a second's worth here, more than the server allows). The time
+        // measured here is longer than the server's, so a slow machine loosens this bound, never breaks
+        // it; unpaced, it would have been sent a good part of the 100,000 records and more made by then.
+        expect(live.missed).toBe(0);
+        expect(patient.of(TraceGap)).toEqual([]);
+        expect(live.received.size).toBeLessThanOrEqual(RATE * (1 + (stopped - asked) / 1000));
+        for (const c of [control, paced]) c.close();
+    });
+
+    it('answers a subscription with its maxRate (the server\'s --subscriber-rate by default) and refuses one that is not a whole number ≥ 0', async () => {
+        const control = await Client.connect(server.port, { token: server.file.token });
+        const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 1 });
+        await control.until(n => n.method === RunStateChanged.method && n.params.runId === runId && n.params.state === 'completed');
+        const subscriber = await Client.connect(server.port, { token: server.file.token });
+        expect(await subscriber.request(TraceSubscribe, { runId })).toMatchObject({ runId, maxRate: 100_000 });
+        expect(await subscriber.request(TraceSubscribe, { runId, maxRate: 0 })).toMatchObject({ runId, maxRate: 0 });
+        expect(await subscriber.request(TraceSubscribe, { runId, maxRate: 2000 })).toMatchObject({ runId, maxRate: 2000 });
+        for (const maxRate of [-1, 'x', 1.5, null]) {
+            await expect(subscriber.call(TraceSubscribe.method, { runId, maxRate }), String(maxRate)).rejects.toMatchObject({ code: RpcErrorCode.InvalidParams });
+        }
+        expect(RpcErrorCode.InvalidParams).toBe(-32602);
+        for (const c of [control, subscriber]) c.close();
+
+        // Another server, whose subscribers get its own default.
+        const other = workspace();
+        const slow = await serve(other, ['--subscriber-rate', '500']);
+        try {
+            const client = await Client.connect(slow.port, { token: slow.file.token });
+            const run = await client.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 1 });
+            expect(await client.request(TraceSubscribe, { runId: run.runId })).toMatchObject({ runId: run.runId, maxRate: 500 });
+            client.close();
+        } finally {
+            slow.child.kill('SIGKILL');
+            await slow.exited;
+            fs.rmSync(other, { recursive: true, force: true });
+        }
+    });
+
+    it('stores the trace binary, and it reads back as exactly what an unpaced subscriber was sent', async () => {
+        const control = await Client.connect(server.port, { token: server.file.token });
+        const reader = await Client.connect(server.port, { token: server.file.token });
+        const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Medium', workers: 1 });
+        expect(await reader.request(TraceSubscribe, { runId, buffer: 1e9, maxRate: 0 })).toMatchObject({ live: true, buffer: 1e9, maxRate: 0 });
+        await reader.until(n => n.method === TraceEnd.method);
+
+        const bytes = fs.readFileSync(traceFile(runId));
+        const newline = bytes.indexOf(0x0a);
+        expect(JSON.parse(bytes.subarray(0, newline).toString('utf8'))).toMatchObject({ kind: 'header', format: 'aimatrix-trace', version: 2, encoding: 'binary', runId });
+        // Blocks, not JSON lines, follow the header.
+        expect(bytes.subarray(newline + 1, newline + 5).toString('latin1')).toBe(BLOCK_MAGIC);
+        expect(fs.existsSync(path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl'))).toBe(false);
+
+        const stored = await storedRecords(runId);
+        const got = coverage(reader.notifications, runId);
+        expect(got.missed).toBe(0);
+        expect(got.end).toBe(stored.length);
+        expect([...got.received.values()]).toEqual(stored);
+        for (const c of [control, reader]) c.close();
     });
 });
