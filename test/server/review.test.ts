@@ -11,6 +11,9 @@ import * as path from 'node:path';
 import { WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelProfile, RpcErrorCode, RunResults, RunsList, RunStart, ServerInfo, TraceEnd, TraceSubscribe, TraceUnsubscribe } from '../../protocol/index.js';
+import { TraceEncoder } from '../../runtime/trace/binary.js';
+import { BlockFileWriter } from '../../runtime/trace/block-file.js';
+import { writeBinaryTraceHeader } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
 import { BIN, Client, serve, workspace, type Served } from './support.js';
 
@@ -30,9 +33,20 @@ function storedRun(root: string): void {
         id: STORED, state: 'completed', pid: 1, host: 'elsewhere', startedAt: '2020-01-01T00:00:00.000Z', endedAt: '2020-01-01T00:00:01.000Z',
         file: 'shop.twin', files: ['shop.twin'], twin: 'Shop', experiment: null, params: [], plan: {}, options: {}, trace: true
     }));
-    const lines = [JSON.stringify({ kind: 'header', format: 'aimatrix-trace', version: 1, runId: STORED })];
-    for (let i = 0; i < RECORDS; i++) lines.push(JSON.stringify({ kind: 'instant', t: i, name: 'tick', subject: `Customer#${i}`, pad: 'x'.repeat(60) }));
-    fs.writeFileSync(path.join(folder, 'trace.jsonl'), lines.join('\n') + '\n');
+    // Binary, as runs store their traces.
+    const file = path.join(folder, 'trace.aimtrace');
+    writeBinaryTraceHeader(file, {
+        kind: 'header', format: 'aimatrix-trace', runId: STORED, twin: 'Shop', experiment: null, files: ['shop.twin'], point: 0, replication: 0, set: {}, seed: 1,
+        clocks: { sim: 's', wall: 'us' }, wallOrigin: 0
+    });
+    const fd = fs.openSync(file, 'a');
+    try {
+        const encoder = new TraceEncoder(new BlockFileWriter(fd));
+        for (let i = 0; i < RECORDS; i++) encoder.record({ kind: 'instant', t: i, wall: 0, name: 'tick', subject: `Customer#${i}`, attrs: { pad: 'x'.repeat(60) } });
+        encoder.flush();
+    } finally {
+        fs.closeSync(fd);
+    }
     // A run folder whose run.json is valid JSON but not a run (hand-edited, another version, a bad disk).
     fs.mkdirSync(path.join(root, '.aimatrix', 'runs', CORRUPT));
     fs.writeFileSync(path.join(root, '.aimatrix', 'runs', CORRUPT, 'run.json'), '{}');
@@ -51,7 +65,7 @@ function openTraces(): string[] {
     return fs.readdirSync(fdDir).flatMap(fd => {
         try {
             const target = fs.readlinkSync(path.join(fdDir, fd));
-            return target.endsWith('trace.jsonl') ? [target] : [];
+            return /trace\.(aimtrace|jsonl)$/.test(target) ? [target] : [];
         } catch {
             return [];
         }
