@@ -38,19 +38,21 @@ async function des(n: number, mode: string | undefined): Promise<void> {
     const model = compileTwin(twin);
     const file = path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
     const fd = mode === 'file' || mode === 'ring' ? fs.openSync(file, 'w') : -1;
-    const ring = mode === 'ring' ? new RingBlockWriter(fd) : undefined;
+    const ring = mode === 'ring' ? new RingBlockWriter(fd, { slots: Number(process.env.RING_SLOTS ?? 32), slotBytes: Number(process.env.RING_KB ?? 256) * 1024 }) : undefined;
     const trace = mode === 'trace' ? new TraceEncoder({ enabled: true, blocks: true, block: () => undefined })
         : mode === 'file' ? new TraceEncoder(new BlockFileWriter(fd)) : ring ? new TraceEncoder(ring) : undefined;
     const t0 = process.hrtime.bigint();
+    const cpu0 = process.cpuUsage();
     const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0, trace });
     trace?.flush();
     await ring?.close();
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
     const records = trace?.count ?? 0;
     if (fd >= 0) { fs.closeSync(fd); fs.rmSync(file); }
     if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
     console.log('RESULT ' + JSON.stringify({
-        bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, events: r.events, events_per_s: r.events / s,
+        bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, customers_per_cpu_s: n / ((cpu.user + cpu.system) / 1e6), events: r.events, events_per_s: r.events / s,
         mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS, trace_records: records
     }));
 }

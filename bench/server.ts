@@ -4,8 +4,10 @@
  * The bank example (M/M/3, ρ = 0.9) with 10 × BENCH_CUSTOMERS customers (default 3,000,000) in one
  * replication, started through a real `aimatrix serve` (the built CLI, a child process):
  *  1. tracing off;  2. tracing to the run's file;  3. tracing with 2 live subscribers (real
- *  ws clients in this process that parse every batch) — customers/s of each (wall time of
- *  the run, less the start-up of an empty run), and records/s delivered to each subscriber;
+ *  ws clients in this process that parse every batch), sent at the server's default pace
+ *  (`--subscriber-rate`, 20,000 records/s while the run is live); 3b. the same two unpaced
+ *  (`maxRate: 0`: sent as fast as they read) — customers/s of each (wall time of the run, less
+ *  the start-up of an empty run, best of 3), and records/s delivered to each subscriber;
  *  4. a fresh server with one subscriber that stops reading (its socket paused) for
  *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
  *  `--no-subscriber` runs step 4 with nobody subscribed, which tells what the stalled
@@ -175,9 +177,12 @@ experiment Empty for Bank {
         await emptyRun(); // warm the file cache
         const startup = Math.min(await emptyRun(), await emptyRun());
         const best = async (trace: boolean, subscribers: number, long = false, maxRate?: number): Promise<Awaited<ReturnType<typeof run>>> => {
-            const a = await run(trace, subscribers, long, maxRate);
-            const b = await run(trace, subscribers, long, maxRate);
-            return a.wallMs <= b.wallMs ? a : b;
+            let best = await run(trace, subscribers, long, maxRate);
+            for (let i = 1; i < 3; i++) {
+                const next = await run(trace, subscribers, long, maxRate);
+                if (next.wallMs < best.wallMs) best = next;
+            }
+            return best;
         };
         // All three are the same run, ten times the stall runs' length: a short run measures the JIT's warm-up more than the engine.
         const off = await best(false, 0, true);
@@ -190,7 +195,7 @@ experiment Empty for Bank {
         // CPU seconds do not depend on what else the machine runs: customers per CPU-second of the server (and of the subscribers) as well.
         const cpuText = (r: Awaited<ReturnType<typeof run>>): string => `CPU: server ${fmt(r.serverCpu, 2)} s (event loop ${fmt(r.mainCpu, 2)} s)${r.subs.length ? `, subscribers ${fmt(r.clientCpu, 2)} s` : ''}` +
             ` = ${fmt(r.customers / (r.serverCpu + (r.subs.length ? r.clientCpu : 0)))} customers/CPU-s`;
-        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of 2`);
+        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of 3`);
         console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs).padStart(7)} ms            ${cpuText(off)}`);
         console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs).padStart(7)} ms  ${fmt((100 * fileRate) / offRate, 1).padStart(5)}% of off  ${cpuText(file)}`);
         console.log(`  tracing, 2 live subscribers ${fmt(liveRate).padStart(12)}   ${fmt(live.wallMs).padStart(7)} ms  ${fmt((100 * liveRate) / offRate, 1).padStart(5)}% of off  ${cpuText(live)}`);

@@ -38,7 +38,7 @@ export function registerServe(program: Command, setExitCode: (code: number) => v
         }, [])
         .option('--max-frame <bytes>', 'largest accepted WebSocket frame', whole(1024, 1 << 30), 1 << 20)
         .option('--subscriber-buffer <records>', 'records a trace subscriber may fall behind before records are dropped for it', whole(1, 1e9), 50_000)
-        .option('--subscriber-rate <records>', 'records per second a trace subscriber is sent at most while its run is live (0: no limit)', whole(0, 1e9), 100_000)
+        .option('--subscriber-rate <records>', 'records per second a trace subscriber is sent at most while its run is live (0: no limit)', whole(0, 1e9), 20_000)
         .option('--json', 'print {"port","pid","connectionFile"} on standard output once listening')
         .option('--quiet', 'log warnings and errors only')
         .addHelpText('after', [

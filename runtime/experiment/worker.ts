@@ -88,7 +88,7 @@ export function startWorker(load: ModelLoader): void {
             const inference = host && before ? usedSince(before, host.stats()) : undefined;
             outcome = { status: result.status, kpis: { ...result.kpis }, events: result.events, simTime: result.simTime, entities: result.entities, ...(inference ? { inference } : {}) };
         } catch (error) {
-            outcome = { status: 'failed', error: describeFailure(error), events };
+            outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events };
         }
         if (traceFd !== undefined) {
             // Not fsync'd: a trace runs to hundreds of MB, and syncing it would hold the run's end for
@@ -99,7 +99,7 @@ export function startWorker(load: ModelLoader): void {
                 await writer!.close();
             } catch (error) {
                 // A trace that could not be written fails its replication (a disk full, say), with the reason.
-                if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeFailure(error), events: outcome.events };
+                if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events: outcome.events };
             } finally {
                 fs.closeSync(traceFd);
             }
@@ -163,7 +163,12 @@ export function waitWhilePaused(pause: Int32Array, stop: Int32Array): void {
  * A SimulationError says where, when and who; anything else is an internal error. Checked
  * by shape, not `instanceof`: a model compiled in another bundle has its own class.
  */
-export function describeFailure(error: unknown): FailureInfo {
+export function describeFailure(error: unknown, traceFile?: string): FailureInfo {
+    if (error instanceof Error && error.name === 'TraceWriteError') {
+        // Not the model's fault nor an internal error: the disk's, say so and say which file.
+        const message = `cannot write the trace${traceFile ? ` to ${traceFile}` : ''}: ${error.message}`;
+        return { message, text: message };
+    }
     if (error instanceof Error && error.name === 'SimulationError') {
         const e = error as Error & { loc?: FailureInfo['loc']; simTime?: number; subject?: string; describe?: () => string };
         const text = typeof e.describe === 'function' ? e.describe() : e.message;

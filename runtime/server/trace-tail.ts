@@ -384,7 +384,7 @@ export interface SubscriptionLimits {
     readonly maxRate: number;
 }
 
-export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1 << 20, batchBytes: 64 * 1024, maxRate: 100_000 };
+export const DEFAULT_LIMITS: SubscriptionLimits = { maxLag: 50_000, highWater: 1 << 20, batchBytes: 64 * 1024, maxRate: 20_000 };
 
 /** A paced subscriber may take up this many seconds' worth of records at once (after a quiet spell). */
 const BURST_S = 0.05;

@@ -214,7 +214,7 @@ describe('live trace subscriptions', () => {
         const { runId } = await control.request(RunStart, { file: 'shop.twin', experiment: 'Short', replications: 1 });
         await control.until(n => n.method === RunStateChanged.method && n.params.runId === runId && n.params.state === 'completed');
         const subscriber = await Client.connect(server.port, { token: server.file.token });
-        expect(await subscriber.request(TraceSubscribe, { runId })).toMatchObject({ runId, maxRate: 100_000 });
+        expect(await subscriber.request(TraceSubscribe, { runId })).toMatchObject({ runId, maxRate: 20_000 });
         expect(await subscriber.request(TraceSubscribe, { runId, maxRate: 0 })).toMatchObject({ runId, maxRate: 0 });
         expect(await subscriber.request(TraceSubscribe, { runId, maxRate: 2000 })).toMatchObject({ runId, maxRate: 2000 });
         for (const maxRate of [-1, 'x', 1.5, null]) {
