@@ -401,6 +401,10 @@ export class TraceSubscription {
     /** Records it may be sent now while the run is live (a token bucket filled at maxRate), and when it was last filled. */
     private allowance: number;
     private filledAt = performance.now();
+    /** A paced subscriber is sent no batch smaller than this (a pace's worth, 10 ms): not a frame per few records. */
+    private readonly minBatch: number;
+    /** Subscribed while the run was live. */
+    private readonly live: boolean;
 
     constructor(
         readonly tail: TraceTail,
@@ -411,6 +415,8 @@ export class TraceSubscription {
     ) {
         this.seq = fromSeq;
         this.allowance = limits.maxRate * BURST_S;
+        this.minBatch = Math.max(1, Math.min(limits.maxRate * BURST_S, (limits.maxRate * PACE_MS) / 1000));
+        this.live = !tail.isEnded;
     }
 
     get runId(): string {
@@ -433,13 +439,15 @@ export class TraceSubscription {
             }
             // Only a live run has an end to keep up with: an ended run's records all wait in its
             // file, and a replay of it (from 0, or resumed) gets every one at the reader's pace.
+            // A subscription made while the run was live keeps its buffer's bound past the end (else
+            // it would get the whole of the last stretch it fell behind by, which can be millions).
             const lag = tail.count - this.seq;
-            if (lag > this.limits.maxLag && !tail.isEnded) this.skipAhead();
+            if (lag > this.limits.maxLag && (!tail.isEnded || this.live)) this.skipAhead();
             if (this.seq < tail.count) {
                 const paced = this.limits.maxRate > 0 && !tail.isEnded;
-                if (paced && this.refill() < 1) {
+                if (paced && this.refill() < this.minBatch) {
                     // Its share of this second is sent: what the run makes meanwhile waits in the file (and past the buffer, is dropped for it).
-                    this.retry = setTimeout(() => this.pump(), Math.max(PACE_MS, Math.ceil((1000 * (1 - this.allowance)) / this.limits.maxRate)));
+                    this.retry = setTimeout(() => this.pump(), Math.max(PACE_MS, Math.ceil((1000 * (this.minBatch - this.allowance)) / this.limits.maxRate)));
                     return;
                 }
                 const { text, count } = tail.batch(this.seq, paced ? Math.floor(this.allowance) : Infinity, this.limits.batchBytes);

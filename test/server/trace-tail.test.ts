@@ -193,6 +193,20 @@ describe('TraceTail of a binary trace', () => {
         tail.close();
     });
 
+    it('keeps a live subscription's buffer bound when the run ends while it lags: one gap, then at most half its buffer', () => {
+        const tail = openTraceTail('r', binaryTrace(20_000));
+        tail.poll();
+        const socket = new StalledSocket();
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 4000, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined);
+        // Subscribed while live, first pumped once the run has ended 20,000 records ahead of it.
+        tail.add(sub, false);
+        tail.end('completed');
+        expect(socket.messages.filter(m => m.method === 'trace.gap')).toEqual([{ jsonrpc: '2.0', method: 'trace.gap', params: { runId: 'r', missed: 18_000, fromSeq: 0, toSeq: 17_999 } }]);
+        const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
+        expect(records).toEqual(Array.from({ length: 2000 }, (_, i) => counter(18_000 + i)));
+        tail.close();
+    });
+
     it('ends the trace before a damaged block for every subscriber, and does not throw from the pump', () => {
         const file = binaryTrace(3000);
         const bytes = fs.readFileSync(file);
