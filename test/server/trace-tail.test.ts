@@ -193,7 +193,7 @@ describe('TraceTail of a binary trace', () => {
         tail.close();
     });
 
-    it('keeps a live subscription's buffer bound when the run ends while it lags: one gap, then at most half its buffer', () => {
+    it('keeps the buffer bound of a subscription made while live when the run ends as it lags: one gap, then at most half its buffer', () => {
         const tail = openTraceTail('r', binaryTrace(20_000));
         tail.poll();
         const socket = new StalledSocket();
