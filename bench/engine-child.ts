@@ -36,7 +36,7 @@ async function twinOf(file: string, edit: (text: string) => string): Promise<ast
 async function des(n: number, mode: string | undefined): Promise<void> {
     const twin = await twinOf('examples/bank/bank.twin', t => t.replace(/(source Arrivals .*?)( into Serve)/, `$1 limit ${n}$2`));
     const model = compileTwin(twin);
-    const file = path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
+    const file = process.env.TRACE_FILE ?? path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
     const fd = mode === 'file' || mode === 'ring' ? fs.openSync(file, 'w') : -1;
     const ring = mode === 'ring' ? new RingBlockWriter(fd, { slots: Number(process.env.RING_SLOTS ?? 32), slotBytes: Number(process.env.RING_KB ?? 256) * 1024 }) : undefined;
     const trace = mode === 'trace' ? new TraceEncoder({ enabled: true, blocks: true, block: () => undefined })
@@ -49,7 +49,7 @@ async function des(n: number, mode: string | undefined): Promise<void> {
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const records = trace?.count ?? 0;
-    if (fd >= 0) { fs.closeSync(fd); fs.rmSync(file); }
+    if (fd >= 0) { fs.closeSync(fd); if (!process.env.TRACE_FILE) fs.rmSync(file); }
     if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
     console.log('RESULT ' + JSON.stringify({
         bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, customers_per_cpu_s: n / ((cpu.user + cpu.system) / 1e6), events: r.events, events_per_s: r.events / s,

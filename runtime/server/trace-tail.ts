@@ -127,12 +127,15 @@ export function openTraceTail(runId: string, file: string, pollMs = 20): TraceTa
  */
 const head = Buffer.allocUnsafe(BLOCK_HEAD);
 let bodyBuffer = Buffer.allocUnsafe(256 * 1024);
-/** Which tail's block the shared body buffer holds (a block, once complete, never changes). */
-let bodyOwner: BinaryTraceTail | undefined;
+/** Which tail's (by number) block the shared body buffer holds (a block, once complete, never changes). */
+let bodyOwner = 0;
 let bodyBlock = -1;
+let tails = 0;
 
 export class BinaryTraceTail extends TraceTail {
     private fd: number | undefined;
+    /** This tail's number, for the shared body buffer. */
+    private readonly serial = ++tails;
     /** Where the next block starts; -1 until the header is complete. */
     private scanned = -1;
     /** Per complete block: its byte offset, the sequence number of its first record, and its record count. */
@@ -222,10 +225,10 @@ export class BinaryTraceTail extends TraceTail {
     }
 
     private body(k: number, offset: number, bytes: number): Uint8Array {
-        if (bodyOwner === this && bodyBlock === k) return bodyBuffer.subarray(0, bytes);
+        if (bodyOwner === this.serial && bodyBlock === k) return bodyBuffer.subarray(0, bytes);
         if (bodyBuffer.length < bytes) bodyBuffer = Buffer.allocUnsafe(bytes);
         fs.readSync(this.fd!, bodyBuffer, 0, bytes, offset);
-        bodyOwner = this;
+        bodyOwner = this.serial;
         bodyBlock = k;
         return bodyBuffer.subarray(0, bytes);
     }
@@ -233,7 +236,7 @@ export class BinaryTraceTail extends TraceTail {
     protected closeFile(): void {
         if (this.fd !== undefined) fs.closeSync(this.fd);
         this.fd = undefined;
-        if (bodyOwner === this) bodyOwner = undefined;
+        if (bodyOwner === this.serial) bodyOwner = 0;
     }
 }
 
