@@ -15,8 +15,7 @@ import * as ast from '../language-server/generated/ast.js';
 import { compileTwin } from '../runtime/engine/compile.js';
 import { TraceEncoder } from '../runtime/trace/binary.js';
 import { BlockFileWriter } from '../runtime/trace/block-file.js';
-import { consumeRing, createTraceRing, RingProducer, type TraceRing } from '../runtime/trace/ring-writer.js';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { RingBlockWriter } from '../runtime/trace/ring-writer.js';
 import * as os from 'node:os';
 
 const root = process.env.AIMATRIX_ROOT ?? process.cwd();
@@ -39,18 +38,14 @@ async function des(n: number, mode: string | undefined): Promise<void> {
     const model = compileTwin(twin);
     const file = process.env.TRACE_FILE ?? path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
     const fd = mode === 'file' || mode === 'ring' ? fs.openSync(file, 'w') : -1;
-    // `ring`: as a run does it, the blocks go through a ring to another thread (here a worker of this file, there the run's main thread) that writes them.
-    const shared = mode === 'ring' ? createTraceRing() : undefined;
-    const consumer = shared ? new Worker(__filename, { workerData: { ring: shared, fd } }) : undefined;
-    const ring = shared ? new RingProducer(shared) : undefined;
+    const ring = mode === 'ring' ? new RingBlockWriter(fd, { slots: Number(process.env.RING_SLOTS ?? 32), slotBytes: Number(process.env.RING_KB ?? 256) * 1024 }) : undefined;
     const trace = mode === 'trace' ? new TraceEncoder({ enabled: true, blocks: true, block: () => undefined })
         : mode === 'file' ? new TraceEncoder(new BlockFileWriter(fd)) : ring ? new TraceEncoder(ring) : undefined;
     const t0 = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
     const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0, trace });
     trace?.flush();
-    ring?.close();
-    if (consumer) await new Promise(resolve => consumer.once('exit', resolve));
+    await ring?.close();
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const records = trace?.count ?? 0;
@@ -79,12 +74,6 @@ async function sir(reps: number): Promise<void> {
     }));
 }
 
-if (!isMainThread) {
-    // The writer side of `ring` mode.
-    const { ring, fd } = workerData as { ring: TraceRing; fd: number };
-    void consumeRing(ring, fd).done.then(() => parentPort!.close());
-}
-
-const [mode, arg] = isMainThread ? process.argv.slice(2) : [];
-const run = !isMainThread ? Promise.resolve() : mode === 'des' ? des(Number(arg ?? 1000000), process.argv[4]) : sir(Number(arg ?? 5));
+const [mode, arg] = process.argv.slice(2);
+const run = mode === 'des' ? des(Number(arg ?? 1000000), process.argv[4]) : sir(Number(arg ?? 5));
 run.catch(e => { console.error(e); process.exit(1); });
