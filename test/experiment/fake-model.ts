@@ -42,6 +42,8 @@ export function createFakeModel(source: FakeSource = {}): CompiledModel {
             const mean = Number(o.mean ?? 120);
             const fail = Number(o.failReplication ?? -1);
             const steps = Number(o.steps ?? source.steps ?? 2000);
+            /** At this step, a record larger than a trace block (600 KB of log text). */
+            const bigAt = Number(o.bigRecordAt ?? -1);
             const random = stream(spec.seed, spec.replication);
             const trace = spec.trace?.enabled ? spec.trace : undefined;
             const wall = spec.wallClock ?? (() => 0);
@@ -62,6 +64,7 @@ export function createFakeModel(source: FakeSource = {}): CompiledModel {
                         trace.record({ kind: 'instant', name: 'log', t, wall: w, subject: 'Planner#0', attrs: { text: `step ${i}` } });
                     }
                 }
+                if (trace && i === bigAt) trace.record({ kind: 'instant', name: 'log', t, wall: wall(), attrs: { text: 'x'.repeat(600_000) } });
                 t += service;
                 sum += service;
                 n++;

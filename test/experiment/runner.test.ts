@@ -5,10 +5,13 @@
  * loses nothing else; a trace that cannot be written fails its replication with the reason.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExperiment, ModelLoadError, type Progress, type RunnerPlan } from '../../runtime/experiment/runner.js';
 import { createFakeModel } from './fake-model.js';
 import { buildFakeWorker } from './support.js';
+import { readTrace, writeBinaryTraceHeader } from '../../runtime/trace/read.js';
 
 let entry: string;
 beforeAll(async () => { entry = await buildFakeWorker(); });
@@ -100,6 +103,41 @@ describe('runExperiment', () => {
                 .rejects.toThrow(new ModelLoadError('bank.twin has 2 errors'));
         } finally {
             fs.rmSync(failing, { force: true });
+        }
+    });
+});
+
+describe('the traced replication', () => {
+    it('writes its whole trace, in order, through a ring far smaller than it, a record larger than a block included', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-runner-trace-'));
+        try {
+            const file = path.join(dir, 'trace.aimtrace');
+            writeBinaryTraceHeader(file, { kind: 'header', format: 'aimatrix-trace', runId: 'r', twin: 'Fake', experiment: null, files: [], point: 0, replication: 0, set: {}, seed: 7, clocks: { sim: 's', wall: 'us' }, wallOrigin: 0 });
+            const steps = 60_000;
+            const r = await runExperiment({
+                workerEntry: entry, source: {}, plan: plan([{ steps, bigRecordAt: 30_000 }], 2), workers: 2,
+                trace: { file, point: 0, replication: 1 }
+            }).result;
+            expect(r.state).toBe('completed');
+            // About 14 MB: seven times the ring's 2 MiB, so the simulation waited for its writer thread.
+            expect(fs.statSync(file).size).toBeGreaterThan(7 * 2 ** 21);
+            let n = 0;
+            let lastSpan = 0;
+            let big = -1;
+            for await (const rec of readTrace(file)) {
+                if (rec.kind === 'header') continue;
+                if (rec.kind === 'span' && rec.cat === 'entity') {
+                    expect(rec.id).toBe(lastSpan + 2 - (lastSpan === 0 ? 1 : 0));
+                    lastSpan = rec.id;
+                }
+                if (rec.kind === 'instant' && String(rec.attrs?.text).length === 600_000) big = n;
+                n++;
+            }
+            expect(n).toBe(3 * steps + 4 * (steps / 10) + 1);
+            // After the records of steps 0 to 30,000: three a step, and four more every tenth step.
+            expect(big).toBe(3 * 30_001 + 4 * 3_001);
+        } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
         }
     });
 });
