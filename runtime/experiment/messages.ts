@@ -5,6 +5,7 @@
  */
 import type { InferenceUse, SourceLocation } from '../../protocol/index.js';
 import type { Constant } from '../engine/api.js';
+import type { TraceRing } from '../trace/ring-writer.js';
 
 /** What a worker is started with. */
 export interface WorkerInit {
@@ -20,8 +21,10 @@ export interface WorkerInit {
     readonly pause?: SharedArrayBuffer;
     /** Wall clock origin of the run, microseconds since the epoch: trace wall times count from it. */
     readonly wallOrigin: number;
-    /** Where the traced job appends its records (JSON Lines), if any job is traced. */
+    /** The file the traced job's records go to, if any job is traced (for messages: the main thread writes it). */
     readonly traceFile?: string;
+    /** The ring the traced job writes its trace blocks into; the main thread appends them to `traceFile`. */
+    readonly traceRing?: TraceRing;
 }
 
 export interface Job {

@@ -5,13 +5,12 @@
  * A twin whose agents call ONNX models gets one model host per worker (each model loaded
  * once, kept across jobs) and runs its replications asynchronously.
  */
-import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InferenceUse } from '../../protocol/index.js';
 import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import type { OnnxModelHost } from '../inference/model-host.js';
 import { TraceEncoder } from '../trace/binary.js';
-import { RingBlockWriter } from '../trace/ring-writer.js';
+import { RingProducer } from '../trace/ring-writer.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
 export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
@@ -42,12 +41,10 @@ export function startWorker(load: ModelLoader): void {
         let lastEvents = 0;
         let events = 0;
         let trace: TraceEncoder | undefined;
-        let traceFd: number | undefined;
-        let writer: RingBlockWriter | undefined;
-        if (job.trace && init.traceFile) {
-            traceFd = fs.openSync(init.traceFile, 'a');
-            // Blocks go to the file from a thread of its own: this one only encodes.
-            writer = new RingBlockWriter(traceFd);
+        let writer: RingProducer | undefined;
+        if (job.trace && init.traceRing) {
+            // Blocks go to the file from the main thread: this one only encodes.
+            writer = new RingProducer(init.traceRing);
             trace = new TraceEncoder(writer);
         }
         let outcome: JobOutcome;
@@ -90,18 +87,13 @@ export function startWorker(load: ModelLoader): void {
         } catch (error) {
             outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events };
         }
-        if (traceFd !== undefined) {
-            // Not fsync'd: a trace runs to hundreds of MB, and syncing it would hold the run's end for
-            // the disk. What was written survives a killed process (it is in the page cache); after a
-            // crash of the machine, readers keep the blocks that reached the disk.
+        if (writer !== undefined) {
             try {
                 trace!.flush();
-                await writer!.close();
+                writer.close();
             } catch (error) {
                 // A trace that could not be written fails its replication (a disk full, say), with the reason.
                 if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events: outcome.events };
-            } finally {
-                fs.closeSync(traceFd);
             }
         }
         return outcome;

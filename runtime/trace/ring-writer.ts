@@ -1,55 +1,27 @@
 /**
- * Trace blocks written by a thread of their own, so that the simulation's thread only fills
- * memory: the encoder writes each block straight into a slot of a ring in shared memory, and
- * a writer thread appends the full slots to the file. A traced bank run makes about 200 MB
- * of trace per million customers; copying that into the page cache costs the thread that
- * does it about as much again as encoding it (and more on a machine whose memory is cold),
- * which is the difference between tracing at most of the untraced speed or at half of it.
+ * Trace blocks written by another thread, so that the simulation's thread only fills memory:
+ * the encoder writes each block straight into a slot of a ring in shared memory
+ * ({@link RingProducer}, in the experiment worker), and one writer thread per process appends
+ * the full slots of every traced run to their files ({@link writeRing}). A traced bank run makes
+ * about 180 MB of trace per million customers; copying that into the page cache on the
+ * simulation's thread costs it about as much again as encoding it. The writer is one
+ * long-lived thread, not one per run: a server running traced runs back to back made and
+ * dropped a thread (an isolate, a malloc arena) per run, and its memory crept up; and not the
+ * main thread, whose event loop a client reading a live trace as fast as it can keeps busy
+ * (the run then waited on its ring: 4% of its untraced speed, measured).
  *
  * Backpressure: when every slot is full, the simulation waits for the writer (memory stays at
- * slots × slotBytes whatever the disk does). A write error stops the writer and is thrown by
- * the next call on the simulation's side.
+ * slots × slotBytes whatever the disk does). A write error stops that ring's writing and is
+ * thrown, as a TraceWriteError, by the producer's next call.
  */
 import { Worker } from 'node:worker_threads';
-import * as fs from 'node:fs';
 import type { TraceBlockSink } from './binary.js';
 
-/** Control words: blocks published, blocks written, closed, failed. */
+/** Control words: blocks published, blocks written, closed (no more blocks), failed. */
 const HEAD = 0, TAIL = 1, CLOSED = 2, FAILED = 3;
 const CONTROL_WORDS = 4;
 /** A writer that writes nothing for this long has stopped (a 256 KiB write does not take a minute). */
 const STALL_MS = 60_000;
-
-/** The writer thread, as source: a worker made from a string needs no file of its own in the bundles. */
-const WRITER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const fs = require('node:fs');
-const { control, data, lengths, errorText, fd, slots, slotBytes } = workerData;
-const ctl = new Int32Array(control);
-const lens = new Int32Array(lengths);
-const bytes = new Uint8Array(data);
-for (;;) {
-    const head = Atomics.load(ctl, ${HEAD});
-    const tail = Atomics.load(ctl, ${TAIL});
-    if (tail === head) {
-        if (Atomics.load(ctl, ${CLOSED}) !== 0) break;
-        Atomics.wait(ctl, ${HEAD}, head, 1000);
-        continue;
-    }
-    const slot = tail % slots;
-    const length = lens[slot];
-    try {
-        for (let at = 0; at < length;) at += fs.writeSync(fd, bytes, slot * slotBytes + at, length - at);
-    } catch (error) {
-        new TextEncoder().encodeInto(String(error && error.message || error).slice(0, 200), new Uint8Array(errorText));
-        Atomics.store(ctl, ${FAILED}, 1);
-        Atomics.notify(ctl, ${TAIL});
-        break;
-    }
-    Atomics.store(ctl, ${TAIL}, tail + 1);
-    Atomics.notify(ctl, ${TAIL});
-}
-`;
 
 /** The trace could not be written (a full disk, say): the replication fails with this reason. */
 export class TraceWriteError extends Error {
@@ -59,6 +31,19 @@ export class TraceWriteError extends Error {
     }
 }
 
+/** The shared memory of a ring: made by the main thread, handed to the worker in its workerData. */
+export interface TraceRing {
+    readonly control: SharedArrayBuffer;
+    readonly lengths: SharedArrayBuffer;
+    readonly data: SharedArrayBuffer;
+    /** The writer's error message (UTF-8, NUL-padded): the producer may be too busy for messages. */
+    readonly errorText: SharedArrayBuffer;
+    readonly slots: number;
+    readonly slotBytes: number;
+    /** The process's doorbell (one Int32, bumped on every publish and close): the writer thread sleeps on it. */
+    readonly doorbell: SharedArrayBuffer;
+}
+
 export interface RingOptions {
     /** Slots in the ring (default 8: 2 MiB, about 5 ms of a fast traced run; 32 measured no faster). */
     readonly slots?: number;
@@ -66,41 +51,34 @@ export interface RingOptions {
     readonly slotBytes?: number;
 }
 
-export class RingBlockWriter implements TraceBlockSink {
+export function createTraceRing(options: RingOptions = {}): TraceRing {
+    const slots = options.slots ?? 8;
+    const slotBytes = options.slotBytes ?? 256 * 1024;
+    return {
+        control: new SharedArrayBuffer(CONTROL_WORDS * 4), lengths: new SharedArrayBuffer(slots * 4),
+        data: new SharedArrayBuffer(slots * slotBytes), errorText: new SharedArrayBuffer(1024), slots, slotBytes, doorbell: doorbell()
+    };
+}
+
+/** The encoder's side of a ring: a block sink whose blocks are the ring's slots. */
+export class RingProducer implements TraceBlockSink {
     readonly enabled = true;
     readonly blocks = true;
-    /** Bytes handed to the writer. */
+    /** Bytes published. */
     bytes = 0;
     private readonly ctl: Int32Array;
     private readonly lens: Int32Array;
     private readonly data: Uint8Array;
-    private readonly slots: number;
-    private readonly slotBytes: number;
-    private readonly worker: Worker;
-    private readonly exited: Promise<void>;
-    /** The writer's error message (UTF-8, NUL-padded), shared: this thread may be too busy for messages. */
-    private readonly errorText: SharedArrayBuffer;
-    /** The slot the encoder writes into now (published blocks: HEAD). */
+    private readonly bell: Int32Array;
+    /** Blocks published so far; the encoder writes into slot `published % slots`. */
     private published = 0;
     private closed = false;
 
-    constructor(private readonly fd: number, options: RingOptions = {}) {
-        this.slots = options.slots ?? 8;
-        this.slotBytes = options.slotBytes ?? 256 * 1024;
-        const control = new SharedArrayBuffer(CONTROL_WORDS * 4);
-        const lengths = new SharedArrayBuffer(this.slots * 4);
-        const data = new SharedArrayBuffer(this.slots * this.slotBytes);
-        this.errorText = new SharedArrayBuffer(1024);
-        this.ctl = new Int32Array(control);
-        this.lens = new Int32Array(lengths);
-        this.data = new Uint8Array(data);
-        this.worker = new Worker(WRITER_SOURCE, {
-            eval: true, workerData: { control, data, lengths, errorText: this.errorText, fd, slots: this.slots, slotBytes: this.slotBytes },
-            // A small thread: it only copies bytes to the kernel.
-            resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 }
-        });
-        this.exited = new Promise(resolve => this.worker.once('exit', () => resolve()));
-        this.worker.unref();
+    constructor(private readonly ring: TraceRing) {
+        this.ctl = new Int32Array(ring.control);
+        this.lens = new Int32Array(ring.lengths);
+        this.data = new Uint8Array(ring.data);
+        this.bell = new Int32Array(ring.doorbell);
     }
 
     firstBuffer(): Uint8Array {
@@ -109,26 +87,24 @@ export class RingBlockWriter implements TraceBlockSink {
 
     block(bytes: Uint8Array): Uint8Array {
         this.check();
-        const current = this.published % this.slots;
-        if (bytes.buffer === this.data.buffer && bytes.byteOffset === current * this.slotBytes) {
-            this.lens[current] = bytes.length;
-            this.published++;
-            Atomics.store(this.ctl, HEAD, this.published);
-            Atomics.notify(this.ctl, HEAD);
-            this.bytes += bytes.length;
+        const { slots } = this.ring;
+        const current = this.published % slots;
+        if (bytes.buffer === this.data.buffer && bytes.byteOffset === current * this.ring.slotBytes) {
+            this.publish(current, bytes.length);
             // The next slot, once the writer has emptied it.
-            this.waitFor(this.published - this.slots + 1);
-            return this.slot(this.published % this.slots);
+            this.waitFor(this.published - slots + 1);
+            return this.slot(this.published % slots);
         }
-        // A block larger than a slot (one large record): written here, after everything before it.
-        this.drain();
-        try {
-            for (let at = 0; at < bytes.length;) at += fs.writeSync(this.fd, bytes, at, bytes.length - at);
-        } catch (error) {
-            throw new TraceWriteError(error instanceof Error ? error.message : String(error));
+        // A block larger than a slot (one large record): copied through the ring in slot-sized pieces
+        // (a reader sees one block: the pieces are appended back to back).
+        for (let at = 0; at < bytes.length; at += this.ring.slotBytes) {
+            const slot = this.published % slots;
+            const piece = bytes.subarray(at, Math.min(bytes.length, at + this.ring.slotBytes));
+            this.slot(slot).set(piece);
+            this.publish(slot, piece.length);
+            this.waitFor(this.published - slots + 1);
         }
-        this.bytes += bytes.length;
-        return this.slot(current);
+        return this.slot(this.published % slots);
     }
 
     /** Waits until everything published is in the file. */
@@ -136,20 +112,26 @@ export class RingBlockWriter implements TraceBlockSink {
         this.waitFor(this.published);
     }
 
-    /** Drains, stops the writer thread, and throws the error it met, if any. The file descriptor stays the caller's. */
-    async close(): Promise<void> {
+    /** No more blocks: waits until the writer has written them all; throws the error it met, if any. */
+    close(): void {
         if (this.closed) return;
         this.closed = true;
-        // Unref'd so that a writer never closed (its thread died) does not keep the process alive; held while it finishes.
-        this.worker.ref();
         Atomics.store(this.ctl, CLOSED, 1);
-        Atomics.notify(this.ctl, HEAD);
-        await this.exited;
+        ring(this.bell);
+        this.drain();
         this.check();
     }
 
+    private publish(slot: number, length: number): void {
+        this.lens[slot] = length;
+        this.published++;
+        this.bytes += length;
+        Atomics.store(this.ctl, HEAD, this.published);
+        ring(this.bell);
+    }
+
     private slot(i: number): Uint8Array {
-        return this.data.subarray(i * this.slotBytes, (i + 1) * this.slotBytes);
+        return this.data.subarray(i * this.ring.slotBytes, (i + 1) * this.ring.slotBytes);
     }
 
     /** Blocks this thread until `written` blocks are in the file. */
@@ -164,7 +146,7 @@ export class RingBlockWriter implements TraceBlockSink {
                 last = tail;
                 since = performance.now();
             } else if (performance.now() - since > STALL_MS) {
-                throw new TraceWriteError(`its writer thread has written nothing for ${STALL_MS / 1000} s`);
+                throw new TraceWriteError(`its writer has written nothing for ${STALL_MS / 1000} s`);
             }
             Atomics.wait(this.ctl, TAIL, tail, 100);
         }
@@ -172,9 +154,120 @@ export class RingBlockWriter implements TraceBlockSink {
 
     private check(): void {
         if (Atomics.load(this.ctl, FAILED) !== 0) {
-            // The writer's message may not have been delivered yet (this thread is busy): say what is known.
-            const text = new TextDecoder().decode(new Uint8Array(this.errorText)).replace(/\0+$/, '');
-            throw new TraceWriteError(text || 'its writer thread failed');
+            const text = new TextDecoder().decode(new Uint8Array(this.ring.errorText)).replace(/\0+$/, '');
+            throw new TraceWriteError(text || 'its writer failed');
         }
     }
+}
+
+/** Wakes the writer thread. */
+function ring(bell: Int32Array): void {
+    Atomics.add(bell, 0, 1);
+    Atomics.notify(bell, 0);
+}
+
+/** A traced run's side of the writer: its file is complete once `done` settles. */
+export interface RingConsumer {
+    /** Settles once the ring is closed and everything published is written (or a write failed, which it does not throw: the producer does). */
+    readonly done: Promise<void>;
+    /** No more blocks will come (the run ended, or its worker died): finish what was published. */
+    close(): void;
+}
+
+/** The writer thread, as source: a worker made from a string needs no file of its own in the bundles. */
+const WRITER_SOURCE = `
+const { parentPort, workerData, receiveMessageOnPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const bell = new Int32Array(workerData.doorbell);
+const rings = new Map();
+for (;;) {
+    for (let m = receiveMessageOnPort(parentPort); m !== undefined; m = receiveMessageOnPort(parentPort)) {
+        const { id, ring, fd } = m.message;
+        rings.set(id, { ctl: new Int32Array(ring.control), lens: new Int32Array(ring.lengths), data: new Uint8Array(ring.data),
+            errorText: ring.errorText, slots: ring.slots, slotBytes: ring.slotBytes, fd, tail: 0, failed: false });
+    }
+    const seen = Atomics.load(bell, 0);
+    let wrote = false;
+    for (const [id, r] of rings) {
+        while (!r.failed && r.tail < Atomics.load(r.ctl, ${HEAD})) {
+            const slot = r.tail % r.slots;
+            const length = r.lens[slot];
+            try {
+                for (let at = 0; at < length;) at += fs.writeSync(r.fd, r.data, slot * r.slotBytes + at, length - at);
+            } catch (error) {
+                new TextEncoder().encodeInto(String((error && error.message) || error).slice(0, 300), new Uint8Array(r.errorText));
+                r.failed = true;
+                Atomics.store(r.ctl, ${FAILED}, 1);
+                Atomics.notify(r.ctl, ${TAIL});
+                break;
+            }
+            r.tail++;
+            Atomics.store(r.ctl, ${TAIL}, r.tail);
+            Atomics.notify(r.ctl, ${TAIL});
+            wrote = true;
+        }
+        // Closed, and nothing published after the last write: this ring is done.
+        if (Atomics.load(r.ctl, ${CLOSED}) !== 0 && (r.failed || r.tail === Atomics.load(r.ctl, ${HEAD}))) {
+            rings.delete(id);
+            parentPort.postMessage(id);
+        }
+    }
+    if (!wrote) Atomics.wait(bell, 0, seen, rings.size > 0 ? 50 : 1000);
+}
+`;
+
+let bellBuffer: SharedArrayBuffer | undefined;
+let writer: Worker | undefined;
+let nextRing = 1;
+const finished = new Map<number, () => void>();
+
+/** The process's doorbell. */
+function doorbell(): SharedArrayBuffer {
+    bellBuffer ??= new SharedArrayBuffer(4);
+    return bellBuffer;
+}
+
+/** The process's writer thread, made on first use; it never keeps the process alive. */
+function writerThread(): Worker {
+    if (writer === undefined) {
+        const w = new Worker(WRITER_SOURCE, {
+            eval: true, workerData: { doorbell: doorbell() },
+            // A small thread: it only copies bytes to the kernel.
+            resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 }
+        });
+        w.on('message', (id: number) => {
+            finished.get(id)?.();
+            finished.delete(id);
+        });
+        w.on('exit', () => {
+            // Cannot happen but by a crash of the thread: what waits on it is let go, and the next run makes another.
+            if (writer === w) writer = undefined;
+            for (const done of finished.values()) done();
+            finished.clear();
+        });
+        w.unref();
+        writer = w;
+    }
+    return writer;
+}
+
+/** Appends the ring's blocks to `fd` (on the process's writer thread) until it is closed and drained. The fd stays the caller's. */
+export function writeRing(r: TraceRing, fd: number): RingConsumer {
+    const id = nextRing++;
+    const thread = writerThread();
+    const done = new Promise<void>(resolve => finished.set(id, resolve));
+    // Held while a ring is being written, so that the process waits for its trace.
+    thread.ref();
+    const settled = done.then(() => {
+        if (finished.size === 0) thread.unref();
+    });
+    thread.postMessage({ id, ring: r, fd });
+    ring(new Int32Array(r.doorbell));
+    return {
+        done: settled,
+        close() {
+            Atomics.store(new Int32Array(r.control), CLOSED, 1);
+            ring(new Int32Array(r.doorbell));
+        }
+    };
 }

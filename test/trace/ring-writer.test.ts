@@ -1,8 +1,9 @@
 /**
- * The trace's writer thread (runtime/trace/ring-writer.ts): what it writes is byte for byte
- * what a synchronous writer writes, whatever the slot count and block size, records larger
- * than a slot included; a full ring makes the encoder wait rather than lose or reorder
- * blocks; and a write that fails is an error on the simulation's side, not a hang.
+ * The trace's ring and the process's writer thread (runtime/trace/ring-writer.ts): what it
+ * writes is byte for byte what a synchronous writer writes, whatever the slot count and block
+ * size, records larger than a slot included; a full ring makes the encoder wait rather than
+ * lose or reorder blocks; several rings are written at once; and a write that fails is an
+ * error on the simulation's side, not a hang.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -10,7 +11,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TraceEncoder, type TraceBlockSink } from '../../runtime/trace/binary.js';
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
-import { RingBlockWriter } from '../../runtime/trace/ring-writer.js';
+import { createTraceRing, RingProducer, writeRing } from '../../runtime/trace/ring-writer.js';
 import { readTrace, writeBinaryTraceHeader } from '../../runtime/trace/read.js';
 import type { InstantRecord, TraceRecord } from '../../protocol/index.js';
 
@@ -36,12 +37,15 @@ function record(enc: TraceEncoder, n: number, big = 0): void {
     enc.flush();
 }
 
-async function withRing(file: string, options: { slots?: number; slotBytes?: number }, body: (enc: TraceEncoder, ring: RingBlockWriter) => void): Promise<void> {
+async function withRing(file: string, options: { slots?: number; slotBytes?: number }, body: (enc: TraceEncoder, ring: RingProducer) => void): Promise<void> {
     const fd = fs.openSync(file, 'a');
-    const ring = new RingBlockWriter(fd, options);
+    const shared = createTraceRing(options);
+    const writer = writeRing(shared, fd);
+    const ring = new RingProducer(shared);
     try {
         body(new TraceEncoder(ring), ring);
-        await ring.close();
+        ring.close();
+        await writer.done;
     } finally {
         fs.closeSync(fd);
     }
@@ -89,26 +93,36 @@ describe('RingBlockWriter', () => {
         expect(got[at + 1]).toMatchObject({ kind: 'counter', t: 70 });
     });
 
-    it('drain() leaves everything published in the file', async () => {
-        const file = path.join(dir, 'drain.aimtrace');
-        const fd = fs.openSync(file, 'w');
-        const ring = new RingBlockWriter(fd, { slots: 4, slotBytes: 4096 });
-        const enc = new TraceEncoder(ring);
-        record(enc, 5_000);
-        ring.drain();
-        expect(fs.statSync(file).size).toBe(ring.bytes);
-        await ring.close();
-        fs.closeSync(fd);
+    it('drain() leaves everything published in the file, and two rings are written at once', async () => {
+        const files = [path.join(dir, 'drain-a.aimtrace'), path.join(dir, 'drain-b.aimtrace')];
+        const fds = files.map(f => fs.openSync(f, 'w'));
+        const shared = fds.map(() => createTraceRing({ slots: 4, slotBytes: 4096 }));
+        const writers = shared.map((s, i) => writeRing(s, fds[i]));
+        const rings = shared.map(s => new RingProducer(s));
+        const encoders = rings.map(r => new TraceEncoder(r));
+        // Interleaved, each far larger than its ring: both wait on the one writer thread in turn.
+        for (let k = 0; k < 10; k++) for (const enc of encoders) record(enc, 500);
+        for (let i = 0; i < 2; i++) {
+            rings[i].drain();
+            expect(fs.statSync(files[i]).size).toBe(rings[i].bytes);
+            rings[i].close();
+        }
+        await Promise.all(writers.map(w => w.done));
+        expect(fs.readFileSync(files[0]).equals(fs.readFileSync(files[1]))).toBe(true);
+        fds.forEach(fd => fs.closeSync(fd));
     });
 
     it('a write that fails is an error with its reason on the encoding side, and close() says it too', async () => {
         const file = path.join(dir, 'readonly.aimtrace');
         fs.writeFileSync(file, '');
         const fd = fs.openSync(file, 'r'); // writes fail: EBADF
-        const ring = new RingBlockWriter(fd, { slots: 2, slotBytes: 4096 });
+        const shared = createTraceRing({ slots: 2, slotBytes: 4096 });
+        const writer = writeRing(shared, fd);
+        const ring = new RingProducer(shared);
         const enc = new TraceEncoder(ring);
         expect(() => record(enc, 10_000)).toThrow(expect.objectContaining({ name: 'TraceWriteError', message: expect.stringMatching(/EBADF/) }));
-        await expect(ring.close()).rejects.toThrow(expect.objectContaining({ name: 'TraceWriteError' }));
+        expect(() => ring.close()).toThrow(expect.objectContaining({ name: 'TraceWriteError' }));
+        await writer.done;
         fs.closeSync(fd);
     });
 
