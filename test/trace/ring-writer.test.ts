@@ -112,6 +112,37 @@ describe('RingBlockWriter', () => {
         fds.forEach(fd => fs.closeSync(fd));
     });
 
+    it('gives a ring its producer closed back for the next run, which writes through it as through a new one', async () => {
+        const first = createTraceRing();
+        const a = path.join(dir, 'pool-a.aimtrace');
+        const fd = fs.openSync(a, 'w');
+        const writer = writeRing(first, fd);
+        const producer = new RingProducer(first);
+        record(new TraceEncoder(producer), 30_000);
+        producer.close();
+        await writer.done;
+        fs.closeSync(fd);
+        const again = createTraceRing();
+        expect(again).toBe(first);
+        const b = path.join(dir, 'pool-b.aimtrace');
+        const fdB = fs.openSync(b, 'w');
+        const writerB = writeRing(again, fdB);
+        const producerB = new RingProducer(again);
+        record(new TraceEncoder(producerB), 30_000);
+        producerB.close();
+        await writerB.done;
+        fs.closeSync(fdB);
+        expect(fs.readFileSync(b).equals(fs.readFileSync(a))).toBe(true);
+        // A ring the run closed (its worker may still write into it) is not reused.
+        const c = createTraceRing();
+        const fdC = fs.openSync(path.join(dir, 'pool-c.aimtrace'), 'w');
+        const run = writeRing(c, fdC);
+        run.close();
+        await run.done;
+        fs.closeSync(fdC);
+        expect(createTraceRing()).not.toBe(c);
+    });
+
     it('a write that fails is an error with its reason on the encoding side, and close() says it too', async () => {
         const file = path.join(dir, 'readonly.aimtrace');
         fs.writeFileSync(file, '');
