@@ -21,9 +21,9 @@ export interface WorkerInit {
     readonly pause?: SharedArrayBuffer;
     /** Wall clock origin of the run, microseconds since the epoch: trace wall times count from it. */
     readonly wallOrigin: number;
-    /** The file the traced job's records go to, if any job is traced (for messages: the main thread writes it). */
+    /** The file the traced job's records go to, if any job is traced (for messages: the process's trace writer thread writes it). */
     readonly traceFile?: string;
-    /** The ring the traced job writes its trace blocks into; the main thread appends them to `traceFile`. */
+    /** The ring the traced job writes its trace blocks into; the process's trace writer thread appends them to `traceFile`. */
     readonly traceRing?: TraceRing;
 }
 

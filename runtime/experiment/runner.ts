@@ -125,8 +125,8 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const stopFlag = new Int32Array(stopBuffer);
     const pauseBuffer = new SharedArrayBuffer(4);
     const pauseFlag = new Int32Array(pauseBuffer);
-    // The traced job's blocks come back through a ring, and this thread appends them to the file
-    // (asynchronously: libuv's threads copy, the simulation's thread only encodes).
+    // The traced job's blocks go through a ring to the process's trace writer thread, which
+    // appends them to the file: the simulation's thread only encodes.
     const traceRing = options.trace ? createTraceRing() : undefined;
     const traceFd = options.trace ? fs.openSync(options.trace.file, 'a') : undefined;
     const traceWriter: RingConsumer | undefined = traceRing && traceFd !== undefined ? writeRing(traceRing, traceFd) : undefined;
@@ -239,6 +239,8 @@ export function runExperiment(options: RunnerOptions): RunHandle {
         traceWriter.close();
         void traceWriter.done.finally(() => {
             fs.closeSync(traceFd!);
+            // Every worker of the run has ended: its ring may serve the next run.
+            traceWriter.release();
             settle({ ...ended, wallMs: performance.now() - started });
         });
     };

@@ -43,7 +43,7 @@ export function startWorker(load: ModelLoader): void {
         let trace: TraceEncoder | undefined;
         let writer: RingProducer | undefined;
         if (job.trace && init.traceRing) {
-            // Blocks go to the file from the main thread: this one only encodes.
+            // Blocks go to the file from the process's writer thread: this one only encodes.
             writer = new RingProducer(init.traceRing);
             trace = new TraceEncoder(writer);
         }

@@ -406,6 +406,8 @@ export class TraceSubscription {
     private filledAt = performance.now();
     /** A paced subscriber is sent no batch smaller than this (a pace's worth, 10 ms): not a frame per few records. */
     private readonly minBatch: number;
+    /** The most it may be sent at once, after a quiet spell. */
+    private readonly burst: number;
     /** Subscribed while the run was live. */
     private readonly live: boolean;
 
@@ -417,8 +419,10 @@ export class TraceSubscription {
         private readonly onEnd: () => void
     ) {
         this.seq = fromSeq;
-        this.allowance = limits.maxRate * BURST_S;
-        this.minBatch = Math.max(1, Math.min(limits.maxRate * BURST_S, (limits.maxRate * PACE_MS) / 1000));
+        // A burst of at least one record: below 20 records/s, a twentieth of a second holds less than one.
+        this.burst = Math.max(1, limits.maxRate * BURST_S);
+        this.allowance = this.burst;
+        this.minBatch = Math.max(1, Math.min(this.burst, (limits.maxRate * PACE_MS) / 1000));
         this.live = !tail.isEnded;
     }
 
@@ -454,7 +458,11 @@ export class TraceSubscription {
                     return;
                 }
                 const { text, count } = tail.batch(this.seq, paced ? Math.floor(this.allowance) : Infinity, this.limits.batchBytes);
-                if (count === 0) return;
+                // None: the block there is damaged, and the tail now ends before it (an ended one: say so now).
+                if (count === 0) {
+                    if (this.seq < tail.count || !tail.isEnded) return;
+                    continue;
+                }
                 if (paced) this.allowance -= count;
                 this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text}]}}`);
                 this.seq += count;
@@ -462,7 +470,8 @@ export class TraceSubscription {
                 continue;
             }
             if (tail.isEnded) {
-                this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq: tail.count, state: tail.state } }));
+                const damaged = tail instanceof BinaryTraceTail ? tail.damaged : undefined;
+                this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq: tail.count, state: tail.state, ...(damaged ? { damaged } : {}) } }));
                 this.close();
                 this.onEnd();
             }
@@ -474,7 +483,7 @@ export class TraceSubscription {
     private refill(): number {
         const now = performance.now();
         const rate = this.limits.maxRate;
-        this.allowance = Math.min(rate * BURST_S, this.allowance + ((now - this.filledAt) * rate) / 1000);
+        this.allowance = Math.min(this.burst, this.allowance + ((now - this.filledAt) * rate) / 1000);
         this.filledAt = now;
         return this.allowance;
     }

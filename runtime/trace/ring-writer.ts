@@ -189,6 +189,12 @@ export interface RingConsumer {
     readonly done: Promise<void>;
     /** No more blocks will come (the run ended, or its worker died): finish what was published. */
     close(): void;
+    /**
+     * The run is over (every worker of it has ended) and `done` has settled: the ring may serve
+     * another run. Only then: a ring given back while its run went on would be another run's
+     * when this one closes it. After it, `close` does nothing.
+     */
+    release(): void;
 }
 
 /** The writer thread, as source: a worker made from a string needs no file of its own in the bundles. */
@@ -236,7 +242,8 @@ for (;;) {
 let bellBuffer: SharedArrayBuffer | undefined;
 let writer: Worker | undefined;
 let nextRing = 1;
-const finished = new Map<number, () => void>();
+/** The rings being written, by id: what settles each one's `done`, and the ring (to fail it if the thread dies). */
+const active = new Map<number, { readonly resolve: () => void; readonly ring: TraceRing }>();
 
 /** The process's doorbell. */
 function doorbell(): SharedArrayBuffer {
@@ -253,15 +260,26 @@ function writerThread(): Worker {
             resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16 }
         });
         w.on('message', (id: number) => {
-            finished.get(id)?.();
-            finished.delete(id);
+            const entry = active.get(id);
+            active.delete(id);
+            entry?.resolve();
         });
-        w.on('exit', () => {
-            // Cannot happen but by a crash of the thread: what waits on it is let go, and the next run makes another.
+        // Cannot happen but by a crash of the thread (out of memory, say): every ring it was writing
+        // fails (its producer throws the reason at its next block), what waits is let go, and the
+        // next run makes another thread. Handled, so that it does not take the server down with it.
+        const died = (reason: string): void => {
             if (writer === w) writer = undefined;
-            for (const done of finished.values()) done();
-            finished.clear();
-        });
+            for (const { resolve, ring: r } of active.values()) {
+                new TextEncoder().encodeInto(`the trace writer thread stopped: ${reason}`.slice(0, 300), new Uint8Array(r.errorText));
+                const control = new Int32Array(r.control);
+                Atomics.store(control, FAILED, 1);
+                Atomics.notify(control, TAIL);
+                resolve();
+            }
+            active.clear();
+        };
+        w.on('error', error => died(error.message));
+        w.on('exit', code => died(`exit code ${code}`));
         w.unref();
         writer = w;
     }
@@ -272,22 +290,31 @@ function writerThread(): Worker {
 export function writeRing(r: TraceRing, fd: number): RingConsumer {
     const id = nextRing++;
     const thread = writerThread();
-    const done = new Promise<void>(resolve => finished.set(id, resolve));
+    const done = new Promise<void>(resolve => active.set(id, { resolve, ring: r }));
     // Held while a ring is being written, so that the process waits for its trace.
     thread.ref();
     const control = new Int32Array(r.control);
+    let settledDone = false;
+    let released = false;
     const settled = done.then(() => {
-        if (finished.size === 0) thread.unref();
-        // Reused only when its producer closed it itself: a worker being terminated might still write into it.
-        if (Atomics.load(control, CLOSED) === CLOSED_BY_PRODUCER && r.slots === 8 && r.slotBytes === 256 * 1024 && pool.length < POOL_MAX) pool.push(r);
+        settledDone = true;
+        if (active.size === 0) writer?.unref();
     });
     thread.postMessage({ id, ring: r, fd });
     ring(new Int32Array(r.doorbell));
     return {
         done: settled,
         close() {
+            if (released) return;
             Atomics.compareExchange(control, CLOSED, 0, CLOSED_BY_RUN);
             ring(new Int32Array(r.doorbell));
+        },
+        release() {
+            if (released || !settledDone) return;
+            released = true;
+            // Reused only when its producer closed it itself: a worker being terminated might still write into it.
+            const own = Atomics.load(control, CLOSED) === CLOSED_BY_PRODUCER && Atomics.load(control, FAILED) === 0;
+            if (own && r.slots === 8 && r.slotBytes === 256 * 1024 && pool.length < POOL_MAX) pool.push(r);
         }
     };
 }

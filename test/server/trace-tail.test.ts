@@ -235,6 +235,44 @@ describe('TraceTail of a binary trace', () => {
         tail.close();
     });
 
+    it('ends a replay of a stored trace at a damaged block with trace.end saying so, rather than leaving it waiting', () => {
+        const file = binaryTrace(3000);
+        const bytes = fs.readFileSync(file);
+        let at = bytes.indexOf(0x0a) + 1;
+        let before = 0;
+        for (let k = 0; k < 10; k++) {
+            const head = blockHead(bytes, at);
+            before += head.records;
+            at += 16 + head.bodyBytes;
+        }
+        bytes[at + 16] = 9;
+        fs.writeFileSync(file, bytes);
+        const tail = openTraceTail('r', file);
+        // A stored run: ended before anyone subscribes.
+        tail.end('completed');
+        const socket = new StalledSocket();
+        let ended = false;
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => { ended = true; });
+        tail.add(sub);
+        const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
+        expect(records).toHaveLength(before);
+        expect(ended).toBe(true);
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: before, damaged: expect.stringMatching(/unknown operation 9/) } });
+        tail.close();
+    });
+
+    it('sends a subscriber paced below 20 records a second something while the run is live', () => {
+        const tail = openTraceTail('r', binaryTrace(1000));
+        tail.poll();
+        const socket = new StalledSocket();
+        const sub = new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 5 }, () => undefined);
+        tail.add(sub);
+        const sent = socket.messages.reduce((n, m) => n + (m.params.records?.length ?? 0), 0);
+        expect(sent).toBe(1);
+        sub.close();
+        tail.close();
+    });
+
     it('paces a subscriber of a live run (a burst of maxRate / 20 at first), and not the replay of an ended one', async () => {
         const tail = openTraceTail('r', binaryTrace(20_000));
         tail.poll();

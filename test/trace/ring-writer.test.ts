@@ -122,8 +122,14 @@ describe('RingBlockWriter', () => {
         producer.close();
         await writer.done;
         fs.closeSync(fd);
+        // Not before its run gives it back: the run may go on (other replications) and close it later.
+        const meanwhile = createTraceRing();
+        expect(meanwhile).not.toBe(first);
+        writer.close(); // the run's end, once its ring would have been another's
+        writer.release();
         const again = createTraceRing();
         expect(again).toBe(first);
+        expect(new Int32Array(again.control)[2]).toBe(0);
         const b = path.join(dir, 'pool-b.aimtrace');
         const fdB = fs.openSync(b, 'w');
         const writerB = writeRing(again, fdB);
@@ -139,6 +145,7 @@ describe('RingBlockWriter', () => {
         const run = writeRing(c, fdC);
         run.close();
         await run.done;
+        run.release();
         fs.closeSync(fdC);
         expect(createTraceRing()).not.toBe(c);
     });
