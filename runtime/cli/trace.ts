@@ -17,6 +17,7 @@ import { writeJsonl } from '../trace/convert.js';
 import { TRACE_VERSION } from '../trace/jsonl.js';
 import { exportOtlp, OtlpPushError, pushOtlp } from '../trace/otlp.js';
 import { isBinaryTrace, readTrace, TraceFormatError } from '../trace/read.js';
+import { put } from '../trace/stream.js';
 import { registerTraceFollow } from './trace-follow.js';
 
 export interface ExportOptions {
@@ -174,17 +175,6 @@ async function streamJsonl(traceFile: string, out: Writable): Promise<{ records:
     }
     if (chunk.length > 0) await put(out, chunk);
     return { records, truncated: reader.truncated };
-}
-
-/** Writes `text`, and waits for the stream to drain when its buffer is full. */
-function put(out: Writable, text: string): Promise<void> {
-    if (out.write(text)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-        const onDrain = (): void => { out.off('error', onError); resolve(); };
-        const onError = (error: Error): void => { out.off('drain', onDrain); reject(error); };
-        out.once('drain', onDrain);
-        out.once('error', onError);
-    });
 }
 
 function positiveInt(option: string): (value: string) => number {

@@ -15,6 +15,7 @@
  */
 import type { Writable } from 'node:stream';
 import type { SpanRecord, TraceRecord } from '../../protocol/index.js';
+import { put } from './stream.js';
 import { readTrace, type TraceHeader } from './read.js';
 
 export type Clock = 'sim' | 'wall';
@@ -182,12 +183,6 @@ class EventWriter {
     }
 
     private put(text: string): Promise<void> {
-        if (this.out.write(text)) return Promise.resolve();
-        return new Promise((resolve, reject) => {
-            const onDrain = (): void => { this.out.off('error', onError); resolve(); };
-            const onError = (error: Error): void => { this.out.off('drain', onDrain); reject(error); };
-            this.out.once('drain', onDrain);
-            this.out.once('error', onError);
-        });
+        return put(this.out, text);
     }
 }

@@ -22,6 +22,7 @@
 import * as crypto from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { DecisionRecord, InstantRecord, MessageRecord, SourceLocation, SpanRecord, TraceRecord } from '../../protocol/index.js';
+import { put } from './stream.js';
 import { readTrace, TraceFormatError, type TraceHeader } from './read.js';
 
 declare const __AIMATRIX_VERSION__: string | undefined;
@@ -307,20 +308,12 @@ async function eachBatch(
  * ended), span by span, waiting on the stream's back-pressure.
  */
 export async function exportOtlp(traceFile: string, out: Writable): Promise<OtlpStats> {
-    const put = (text: string): Promise<void> => {
-        if (out.write(text)) return Promise.resolve();
-        return new Promise((resolve, reject) => {
-            const onDrain = (): void => { out.off('error', onError); resolve(); };
-            const onError = (error: Error): void => { out.off('drain', onDrain); reject(error); };
-            out.once('drain', onDrain);
-            out.once('error', onError);
-        });
-    };
+    const write = (text: string): Promise<void> => put(out, text);
     let first = true;
     const stats = await eachBatch(traceFile, 256,
         header => {
             const { resource, scope } = resourceOf(header);
-            return put(`{"resourceSpans":[{"resource":${JSON.stringify(resource)},"scopeSpans":[{"scope":${JSON.stringify(scope)},"spans":[\n`);
+            return write(`{"resourceSpans":[{"resource":${JSON.stringify(resource)},"scopeSpans":[{"scope":${JSON.stringify(scope)},"spans":[\n`);
         },
         spans => {
             let text = '';
@@ -328,9 +321,9 @@ export async function exportOtlp(traceFile: string, out: Writable): Promise<Otlp
                 text += (first ? '' : ',\n') + JSON.stringify(s);
                 first = false;
             }
-            return put(text);
+            return write(text);
         });
-    await put('\n]}]}]}\n');
+    await write('\n]}]}]}\n');
     return stats;
 }
 
