@@ -5,10 +5,10 @@
  * the full slots of every traced run to their files ({@link writeRing}). A traced bank run makes
  * about 180 MB of trace per million customers; copying that into the page cache on the
  * simulation's thread costs it about as much again as encoding it. The writer is one
- * long-lived thread, not one per run: a server running traced runs back to back made and
- * dropped a thread (an isolate, a malloc arena) per run, and its memory crept up; and not the
- * main thread, whose event loop a client reading a live trace as fast as it can keeps busy
- * (the run then waited on its ring: 4% of its untraced speed, measured).
+ * long-lived thread, not one per run (a server running traced runs back to back would make
+ * and drop a thread and an isolate per run), and not the main thread, whose event loop a
+ * client reading a live trace as fast as it can keeps busy (the run then waited on its ring:
+ * 4% of its untraced speed, measured).
  *
  * Backpressure: when every slot is full, the simulation waits for the writer (memory stays at
  * slots × slotBytes whatever the disk does). A write error stops that ring's writing and is
