@@ -10,9 +10,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunProgress, RunsList, RunStart, RunStateChanged, TraceEnd, TraceSubscribe } from '../../protocol/index.js';
-import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
-import { readTrace, readTraceHeader } from '../../runtime/trace/read.js';
+import { readTrace } from '../../runtime/trace/read.js';
 import { ensureBuilt } from '../support/build.js';
+import { completeBlocksEnd } from '../support/trace-files.js';
 import { BIN, Client, serve, workspace, type Served } from './support.js';
 
 let dir: string;
@@ -32,24 +32,6 @@ function hashes(folder: string): Record<string, string> {
     const out: Record<string, string> = {};
     for (const name of fs.readdirSync(folder)) out[name] = crypto.createHash('sha256').update(fs.readFileSync(path.join(folder, name))).digest('hex');
     return out;
-}
-
-/** Where the last complete block of a binary trace file ends (its size when no block is cut). */
-function completeBlocksEnd(file: string): number {
-    const bytes = fs.readFileSync(file);
-    const fd = fs.openSync(file, 'r');
-    let at: number;
-    try {
-        at = readTraceHeader(fd, file).bytes;
-    } finally {
-        fs.closeSync(fd);
-    }
-    while (at + BLOCK_HEAD <= bytes.length) {
-        const next = at + BLOCK_HEAD + blockHead(bytes, at).bodyBytes;
-        if (next > bytes.length) break;
-        at = next;
-    }
-    return at;
 }
 
 describe('kill -9 of the server during a run', () => {

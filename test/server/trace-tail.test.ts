@@ -75,6 +75,26 @@ function jsonlTrace(records: number, extra = ''): string {
     return file;
 }
 
+/**
+ * A binary trace of 3,000 counters whose block 10 (it defines no strings: poll counts it
+ * without reading it) has its first operation made unknown; `before`: the records ahead of it.
+ */
+function damagedTrace(): { file: string; before: number } {
+    const file = binaryTrace(3000);
+    const bytes = fs.readFileSync(file);
+    let at = bytes.indexOf(0x0a) + 1;
+    let before = 0;
+    for (let k = 0; k < 10; k++) {
+        const head = blockHead(bytes, at);
+        before += head.records;
+        at += 16 + head.bodyBytes;
+    }
+    expect(blockHead(bytes, at).strings).toBe(0);
+    bytes[at + 16] = 9;
+    fs.writeFileSync(file, bytes);
+    return { file, before };
+}
+
 /** The `t` of each record of a batch's text. */
 function ts(text: string): number[] {
     return (JSON.parse(`[${text}]`) as CounterRecord[]).map(r => r.t);
@@ -208,19 +228,7 @@ describe('TraceTail of a binary trace', () => {
     });
 
     it('ends the trace before a damaged block for every subscriber, and does not throw from the pump', () => {
-        const file = binaryTrace(3000);
-        const bytes = fs.readFileSync(file);
-        // Block 10 (it defines no strings: poll counts it without reading it): its first operation made unknown.
-        let at = bytes.indexOf(0x0a) + 1;
-        let before = 0;
-        for (let k = 0; k < 10; k++) {
-            const head = blockHead(bytes, at);
-            before += head.records;
-            at += 16 + head.bodyBytes;
-        }
-        expect(blockHead(bytes, at).strings).toBe(0);
-        bytes[at + 16] = 9;
-        fs.writeFileSync(file, bytes);
+        const { file, before } = damagedTrace();
         const tail = openTraceTail('r', file) as BinaryTraceTail;
         tail.poll();
         expect(tail.count).toBe(3000);
@@ -236,17 +244,7 @@ describe('TraceTail of a binary trace', () => {
     });
 
     it('ends a replay of a stored trace at a damaged block with trace.end saying so, rather than leaving it waiting', () => {
-        const file = binaryTrace(3000);
-        const bytes = fs.readFileSync(file);
-        let at = bytes.indexOf(0x0a) + 1;
-        let before = 0;
-        for (let k = 0; k < 10; k++) {
-            const head = blockHead(bytes, at);
-            before += head.records;
-            at += 16 + head.bodyBytes;
-        }
-        bytes[at + 16] = 9;
-        fs.writeFileSync(file, bytes);
+        const { file, before } = damagedTrace();
         const tail = openTraceTail('r', file);
         // A stored run: ended before anyone subscribes.
         tail.end('completed');

@@ -17,11 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../protocol/index.js';
 import { exportCommand } from '../../runtime/cli/trace.js';
 import { RunStore } from '../../runtime/store/run-store.js';
-import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
-import { readTrace, readTraceHeader } from '../../runtime/trace/read.js';
+import { readTrace } from '../../runtime/trace/read.js';
 import { createFakeModel } from '../experiment/fake-model.js';
 import { buildFakeWorker, ROOT } from '../experiment/support.js';
 import { ensureBuilt } from '../support/build.js';
+import { completeBlocksEnd } from '../support/trace-files.js';
 
 let worker: string;
 let child: string;
@@ -37,24 +37,6 @@ afterAll(() => {
     fs.rmSync(child, { force: true });
     fs.rmSync(dir, { recursive: true, force: true });
 });
-
-/** Where the last complete block of a binary trace file ends (its size when no block is cut). */
-function completeBlocksEnd(file: string): number {
-    const bytes = fs.readFileSync(file);
-    const fd = fs.openSync(file, 'r');
-    let at: number;
-    try {
-        at = readTraceHeader(fd, file).bytes;
-    } finally {
-        fs.closeSync(fd);
-    }
-    while (at + BLOCK_HEAD <= bytes.length) {
-        const next = at + BLOCK_HEAD + blockHead(bytes, at).bodyBytes;
-        if (next > bytes.length) break;
-        at = next;
-    }
-    return at;
-}
 
 /** Without the wall clock, which differs between runs. */
 function sim(r: TraceRecord): unknown {
