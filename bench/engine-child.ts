@@ -2,8 +2,8 @@
  * One measurement of `npm run bench:engine`, in its own process (so peak memory is its own):
  *   des N [trace|file]  the bank twin (examples/bank) with `limit N` customers, run to the end;
  *                  with `trace`, every record is encoded (runtime/trace/binary.ts) and the blocks
- *                  dropped; with `file`, the blocks are written to a temporary file from this thread;
- *                  with `ring`, by a writer thread, as a run's are
+ *                  dropped; with `file`, the blocks are written to a temporary file from this
+ *                  thread, as an experiment worker writes a run's
  *   sir REPS  the epidemic twin at dt = 0.01 d over 10,000 days (1,000,000 RK4 steps), REPS passes
  * Prints one line `RESULT {json}`. Bundled by bench/engine.ts with esbuild (Langium is ESM).
  */
@@ -15,7 +15,6 @@ import * as ast from '../language-server/generated/ast.js';
 import { compileTwin } from '../runtime/engine/compile.js';
 import { TraceEncoder } from '../runtime/trace/binary.js';
 import { BlockFileWriter } from '../runtime/trace/block-file.js';
-import { createTraceRing, RingProducer, writeRing } from '../runtime/trace/ring-writer.js';
 import * as os from 'node:os';
 
 const root = process.env.AIMATRIX_ROOT ?? process.cwd();
@@ -37,19 +36,13 @@ async function des(n: number, mode: string | undefined): Promise<void> {
     const twin = await twinOf('examples/bank/bank.twin', t => t.replace(/(source Arrivals .*?)( into Serve)/, `$1 limit ${n}$2`));
     const model = compileTwin(twin);
     const file = process.env.TRACE_FILE ?? path.join(os.tmpdir(), `aimatrix-bench-${process.pid}.aimtrace`);
-    const fd = mode === 'file' || mode === 'ring' ? fs.openSync(file, 'w') : -1;
-    // `ring`: as a run does it, the blocks go through a ring to the process's writer thread.
-    const shared = mode === 'ring' ? createTraceRing() : undefined;
-    const consumer = shared ? writeRing(shared, fd) : undefined;
-    const ring = shared ? new RingProducer(shared) : undefined;
+    const fd = mode === 'file' ? fs.openSync(file, 'w') : -1;
     const trace = mode === 'trace' ? new TraceEncoder({ enabled: true, blocks: true, block: () => undefined })
-        : mode === 'file' ? new TraceEncoder(new BlockFileWriter(fd)) : ring ? new TraceEncoder(ring) : undefined;
+        : mode === 'file' ? new TraceEncoder(new BlockFileWriter(fd)) : undefined;
     const t0 = process.hrtime.bigint();
     const cpu0 = process.cpuUsage();
     const r = model.runReplication({ seed: 12345, replication: 0, horizon: Infinity, warmup: 0, trace });
     trace?.flush();
-    ring?.close();
-    await consumer?.done;
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const records = trace?.count ?? 0;

@@ -5,7 +5,6 @@
  */
 import type { InferenceUse, SourceLocation } from '../../protocol/index.js';
 import type { Constant } from '../engine/api.js';
-import type { TraceRing } from '../trace/ring-writer.js';
 
 /** What a worker is started with. */
 export interface WorkerInit {
@@ -21,10 +20,8 @@ export interface WorkerInit {
     readonly pause?: SharedArrayBuffer;
     /** Wall clock origin of the run, microseconds since the epoch: trace wall times count from it. */
     readonly wallOrigin: number;
-    /** The file the traced job's records go to, if any job is traced (for messages: the process's trace writer thread writes it). */
+    /** The file the traced job appends its trace blocks to, if any job is traced. */
     readonly traceFile?: string;
-    /** The ring the traced job writes its trace blocks into; the process's trace writer thread appends them to `traceFile`. */
-    readonly traceRing?: TraceRing;
 }
 
 export interface Job {

@@ -8,12 +8,10 @@
  * workers, and the same replication index across points shares its random numbers
  * (common random numbers).
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { Constant } from '../engine/api.js';
 import type { FromWorker, Job, JobOutcome, KpiUnit, ToWorker, WorkerInit } from './messages.js';
-import { createTraceRing, writeRing, type RingConsumer } from '../trace/ring-writer.js';
 
 export interface RunnerPlan {
     readonly points: ReadonlyArray<{ readonly overrides: Readonly<Record<string, Constant>> }>;
@@ -125,18 +123,12 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const stopFlag = new Int32Array(stopBuffer);
     const pauseBuffer = new SharedArrayBuffer(4);
     const pauseFlag = new Int32Array(pauseBuffer);
-    // The traced job's blocks go through a ring to the process's trace writer thread, which
-    // appends them to the file: the simulation's thread only encodes.
-    const traceRing = options.trace ? createTraceRing() : undefined;
-    const traceFd = options.trace ? fs.openSync(options.trace.file, 'a') : undefined;
-    const traceWriter: RingConsumer | undefined = traceRing && traceFd !== undefined ? writeRing(traceRing, traceFd) : undefined;
     const init: WorkerInit = {
         source: options.source,
         stop: stopBuffer,
         pause: pauseBuffer,
         wallOrigin: options.wallOrigin ?? Math.round((performance.timeOrigin + performance.now()) * 1000),
-        traceFile: options.trace?.file,
-        traceRing
+        traceFile: options.trace?.file
     };
     const count = Math.max(1, Math.min(options.workers ?? os.availableParallelism(), total));
 
@@ -215,34 +207,26 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const finish = (): void => {
         if (finished) return;
         finished = true;
-        for (const w of workers) void w.terminate();
+        // The traced job writes its trace from its worker: the run has ended when that worker has
+        // (a killed one may be inside a write), so that nothing is appended after the run settles.
+        const ending = Promise.all([...workers].map(w => w.terminate()));
         workers.clear();
         report(true);
+        const settled = (then: () => void): void => {
+            if (options.trace === undefined) then();
+            else void ending.finally(then);
+        };
         if (loadError !== undefined) {
-            if (traceWriter !== undefined) {
-                traceWriter.close();
-                void traceWriter.done.finally(() => fs.closeSync(traceFd!));
-            }
-            fail(new ModelLoadError(loadError));
+            const error = new ModelLoadError(loadError);
+            settled(() => fail(error));
             return;
         }
         const state = failed > 0 || workerDied || (!stopping && done < total) ? 'failed' : stopping && done < total ? 'stopped' : 'completed';
         const ended: RunnerResult = { state, twin: twin ?? '', kpis, outcomes, events: finishedEvents, wallMs: performance.now() - started };
-        // The run has ended when its trace is in the file (what the traced job published; a write
-        // error already failed that job). Not fsync'd: a trace runs to hundreds of MB, and syncing
-        // it would hold the run's end for the disk; what was written survives a killed process (it
-        // is in the page cache), and after a crash of the machine readers keep the complete blocks.
-        if (traceWriter === undefined) {
-            settle(ended);
-            return;
-        }
-        traceWriter.close();
-        void traceWriter.done.finally(() => {
-            fs.closeSync(traceFd!);
-            // Every worker of the run has ended: its ring may serve the next run.
-            traceWriter.release();
-            settle({ ...ended, wallMs: performance.now() - started });
-        });
+        // Not fsync'd: a trace runs to hundreds of MB, and syncing it would hold the run's end for
+        // the disk; what was written survives a killed process (it is in the page cache), and after a
+        // crash of the machine readers keep the complete blocks.
+        settled(() => settle(options.trace === undefined ? ended : { ...ended, wallMs: performance.now() - started }));
     };
 
     for (let i = 0; i < count; i++) {

@@ -5,12 +5,13 @@
  * A twin whose agents call ONNX models gets one model host per worker (each model loaded
  * once, kept across jobs) and runs its replications asynchronously.
  */
+import * as fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { InferenceUse } from '../../protocol/index.js';
 import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import type { OnnxModelHost } from '../inference/model-host.js';
 import { TraceEncoder } from '../trace/binary.js';
-import { RingProducer } from '../trace/ring-writer.js';
+import { BlockFileWriter, TraceWriteError } from '../trace/block-file.js';
 import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
 export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
@@ -41,14 +42,14 @@ export function startWorker(load: ModelLoader): void {
         let lastEvents = 0;
         let events = 0;
         let trace: TraceEncoder | undefined;
-        let writer: RingProducer | undefined;
-        if (job.trace && init.traceRing) {
-            // Blocks go to the file from the process's writer thread: this one only encodes.
-            writer = new RingProducer(init.traceRing);
-            trace = new TraceEncoder(writer);
-        }
+        let traceFd: number | undefined;
         let outcome: JobOutcome;
         try {
+            if (job.trace && init.traceFile !== undefined) {
+                // Appended after the header the runner's caller wrote, block by block, from this thread.
+                traceFd = openTrace(init.traceFile);
+                trace = new TraceEncoder(new BlockFileWriter(traceFd));
+            }
             const spec: ReplicationSpec = {
                 seed: job.seed,
                 replication: job.replication,
@@ -69,7 +70,6 @@ export function startWorker(load: ModelLoader): void {
                     if (pause !== undefined && Atomics.load(pause, 0) !== 0) {
                         // Paused: what was recorded reaches the file and the count reaches the runner, then wait.
                         trace?.flush();
-                        writer?.drain();
                         post({ type: 'progress', events: n - lastEvents, simTime, paused: true });
                         lastEvents = n;
                         waitWhilePaused(pause, stop);
@@ -87,13 +87,14 @@ export function startWorker(load: ModelLoader): void {
         } catch (error) {
             outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events };
         }
-        if (writer !== undefined) {
+        if (traceFd !== undefined) {
             try {
                 trace!.flush();
-                writer.close();
             } catch (error) {
                 // A trace that could not be written fails its replication (a disk full, say), with the reason.
                 if (outcome.status !== 'failed') outcome = { status: 'failed', error: describeFailure(error, init.traceFile), events: outcome.events };
+            } finally {
+                fs.closeSync(traceFd);
             }
         }
         return outcome;
@@ -141,6 +142,14 @@ export function startWorker(load: ModelLoader): void {
             post({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
         }
     );
+}
+
+function openTrace(file: string): number {
+    try {
+        return fs.openSync(file, 'a');
+    } catch (error) {
+        throw new TraceWriteError(error instanceof Error ? error.message : String(error));
+    }
 }
 
 /** Pause slices (ms): a paused replication looks at the stop flag at least this often. */
