@@ -11,7 +11,7 @@
  *  4. a fresh server with one subscriber that stops reading (its socket paused) for
  *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
  *  `--no-subscriber` runs step 4 with nobody subscribed, which tells what the stalled
- *  subscriber adds from what back-to-back runs in one process add.
+ *  subscriber adds from what back-to-back runs in one process add; `--memory-only` runs step 4 alone.
  * Targets: live streaming to two subscribers costs at most 30% of the untraced speed;
  * the server stays under 200 MB with a stalled subscriber.
  */
@@ -30,6 +30,8 @@ const stallArg = process.argv.indexOf('--stall-seconds');
 const STALL_S = stallArg > 0 ? Number(process.argv[stallArg + 1]) : 60;
 /** --no-subscriber: the same back-to-back traced runs with nobody subscribed, to tell the subscriber's share of the peak from the runs'. */
 const NO_SUBSCRIBER = process.argv.includes('--no-subscriber');
+/** --memory-only: step 4 alone. */
+const MEMORY_ONLY = process.argv.includes('--memory-only');
 
 interface Server { child: ChildProcess; port: number; token: string }
 
@@ -149,6 +151,12 @@ experiment Empty for Bank {
 `);
     console.log(`load average ${os.loadavg().map(x => x.toFixed(2)).join(' ')} at the start`);
     console.log(`node ${process.version}, ${os.availableParallelism()} cores; bank (M/M/3, rho 0.9), ~${fmt(10 * CUSTOMERS)} customers, 1 replication, 1 worker\n`);
+    if (!MEMORY_ONLY) await speed(dir, hours);
+    await memory(dir);
+}
+
+/** Steps 1–3: customers/s with tracing off, to the file, and with live subscribers. */
+async function speed(dir: string, hours: number): Promise<void> {
     const server = await serve(dir);
     const control = await Rpc.open(server);
     try {
@@ -212,8 +220,10 @@ experiment Empty for Bank {
         await control.request(ServerShutdown, {}).catch(() => undefined);
         await new Promise(resolve => server.child.once('exit', resolve));
     }
+}
 
-    // 4. A stalled subscriber over STALL_S seconds, against a fresh server.
+/** Step 4: a stalled subscriber over STALL_S seconds, against a fresh server. */
+async function memory(dir: string): Promise<void> {
     const fresh = await serve(dir);
     const ctl = await Rpc.open(fresh);
     const stalled = await Rpc.open(fresh);
