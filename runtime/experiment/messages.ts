@@ -6,7 +6,7 @@
 import type { InferenceUse, SourceLocation } from '../../protocol/index.js';
 import type { Constant } from '../engine/api.js';
 
-/** What a worker is started with. */
+/** What a worker is handed at the start of a run. */
 export interface WorkerInit {
     /** What the worker's loader turns into a compiled model (for the CLI: the file and the experiment). */
     readonly source: unknown;
@@ -36,7 +36,11 @@ export interface Job {
 }
 
 export type ToWorker =
+    /** A run starts on this worker: `run` numbers it (what the worker posts for it carries the number). */
+    | { readonly type: 'init'; readonly run: number; readonly init: WorkerInit }
     | { readonly type: 'job'; readonly job: Job }
+    /** The run is over: the worker drops its model and waits for the next `init`. */
+    | { readonly type: 'end' }
     | { readonly type: 'close' };
 
 export interface KpiUnit {
@@ -66,7 +70,8 @@ export type JobOutcome =
     }
     | { readonly status: 'failed'; readonly error: FailureInfo; readonly events: number };
 
-export type FromWorker =
+/** What a worker posts, less the run's number. */
+export type FromWorkerBody =
     | { readonly type: 'ready'; readonly twin: string; readonly kpis: readonly KpiUnit[] }
     | { readonly type: 'load-failed'; readonly message: string }
     /** Something the user should know that does not stop the run (a model's provider fell back). */
@@ -77,3 +82,9 @@ export type FromWorker =
         readonly paused?: boolean;
     }
     | { readonly type: 'done'; readonly point: number; readonly replication: number; readonly outcome: JobOutcome };
+
+/**
+ * What a worker posts, with the number of the run it is for: a worker kept for the next run may
+ * still have posted something for the last one, which that run's runner no longer hears.
+ */
+export type FromWorker = FromWorkerBody & { readonly run: number };

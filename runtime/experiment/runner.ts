@@ -9,9 +9,10 @@
  * (common random numbers).
  */
 import * as os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Constant } from '../engine/api.js';
 import type { FromWorker, Job, JobOutcome, KpiUnit, ToWorker, WorkerInit } from './messages.js';
+import { giveBackWorker, takeWorker } from './worker-pool.js';
 
 export interface RunnerPlan {
     readonly points: ReadonlyArray<{ readonly overrides: Readonly<Record<string, Constant>> }>;
@@ -104,8 +105,12 @@ export class ModelLoadError extends Error {
     }
 }
 
+/** Numbers runs in this process: a worker's messages carry the number of the run they are for. */
+let nextRun = 1;
+
 export function runExperiment(options: RunnerOptions): RunHandle {
     const { plan } = options;
+    const runNo = nextRun++;
     const started = performance.now();
     const jobs: Job[] = [];
     for (let point = 0; point < plan.points.length; point++) {
@@ -207,14 +212,26 @@ export function runExperiment(options: RunnerOptions): RunHandle {
     const finish = (): void => {
         if (finished) return;
         finished = true;
+        // A worker with no job running is kept for the next run (it is sent `end` and drops this
+        // run's model); one that is running a job (a kill), still loading, or that failed is ended.
         // The traced job writes its trace from its worker: the run has ended when that worker has
-        // (a killed one may be inside a write), so that nothing is appended after the run settles.
-        const ending = Promise.all([...workers].map(w => w.terminate()));
+        // finished its job or ended (a killed one may be inside a write), so that nothing is
+        // appended after the run settles.
+        const ending: Array<Promise<number>> = [];
+        for (const w of workers) {
+            detach.get(w)?.();
+            if (current.has(w) && current.get(w) === undefined && !broken.has(w)) {
+                w.postMessage({ type: 'end' } satisfies ToWorker);
+                giveBackWorker(options.workerEntry, w);
+            } else {
+                ending.push(w.terminate());
+            }
+        }
         workers.clear();
         report(true);
         const settled = (then: () => void): void => {
-            if (options.trace === undefined) then();
-            else void ending.finally(then);
+            if (options.trace === undefined || ending.length === 0) then();
+            else void Promise.all(ending).finally(then);
         };
         if (loadError !== undefined) {
             const error = new ModelLoadError(loadError);
@@ -229,10 +246,17 @@ export function runExperiment(options: RunnerOptions): RunHandle {
         settled(() => settle(options.trace === undefined ? ended : { ...ended, wallMs: performance.now() - started }));
     };
 
+    /** Each worker's listeners come off when the run lets it go. */
+    const detach = new Map<Worker, () => void>();
+    /** Workers that failed (an uncaught error): never kept. */
+    const broken = new Set<Worker>();
+
     for (let i = 0; i < count; i++) {
-        const worker = new Worker(options.workerEntry, { workerData: init, resourceLimits: WORKER_LIMITS });
+        const worker = takeWorker(options.workerEntry, WORKER_LIMITS);
         workers.add(worker);
-        worker.on('message', (message: FromWorker) => {
+        const onMessage = (message: FromWorker): void => {
+            // A kept worker may have posted something for its last run just before this one took it.
+            if (message.run !== runNo) return;
             switch (message.type) {
                 case 'ready':
                     twin ??= message.twin;
@@ -247,6 +271,8 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                     break;
                 case 'load-failed':
                     loadError ??= message.message;
+                    // It is idle, and may serve the next run.
+                    current.set(worker, undefined);
                     finish();
                     break;
                 case 'progress':
@@ -273,8 +299,9 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                     break;
                 }
             }
-        });
-        worker.on('error', error => {
+        };
+        const onError = (error: Error): void => {
+            broken.add(worker);
             const job = current.get(worker);
             if (job) {
                 outcomes[job.point][job.replication] = {
@@ -287,14 +314,24 @@ export function runExperiment(options: RunnerOptions): RunHandle {
                 loadError ??= `worker crashed while loading the model: ${error.message}`;
             }
             workerDied = true;
-        });
-        worker.on('exit', () => {
+        };
+        const onExit = (): void => {
             if (finished) return;
+            broken.add(worker);
             workers.delete(worker);
             current.delete(worker);
             if (workers.size === 0) finish();
             else if (loadError === undefined) closeIfIdle();
+        };
+        worker.on('message', onMessage);
+        worker.on('error', onError);
+        worker.on('exit', onExit);
+        detach.set(worker, () => {
+            worker.off('message', onMessage);
+            worker.off('error', onError);
+            worker.off('exit', onExit);
         });
+        worker.postMessage({ type: 'init', run: runNo, init } satisfies ToWorker);
     }
 
     return {

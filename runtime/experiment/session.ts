@@ -11,7 +11,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { checkPaths, type CheckResult } from '../../language-server/src/index.js';
+import { NodeFileSystem } from 'langium/node';
+import { checkPaths, createAiMatrixServices, type AiMatrixLanguages, type CheckResult } from '../../language-server/src/index.js';
 import * as ast from '../../language-server/generated/ast.js';
 import type { InferenceUse, RunReport } from '../../protocol/index.js';
 import { buildPlan, PlanError, selectTarget, type ExperimentPlan, type PlanOptions } from './plan.js';
@@ -39,8 +40,8 @@ export type Prepared =
     | { readonly kind: 'usage'; readonly message: string };
 
 /** Checks the model like `aimatrix check` and builds the plan. `file` is relative to `cwd` or absolute. */
-export async function prepareRun(file: string, request: RunRequest, cwd: string): Promise<Prepared> {
-    const check = await checkPaths([file], { cwd });
+export async function prepareRun(file: string, request: RunRequest, cwd: string, services?: AiMatrixLanguages): Promise<Prepared> {
+    const check = await checkPaths([file], { cwd, services });
     if (check.errors > 0) return { kind: 'errors', check };
     const absolute = path.resolve(cwd, file);
     const document = check.documents.find(d => path.resolve(d.uri.fsPath) === absolute);
@@ -52,6 +53,37 @@ export async function prepareRun(file: string, request: RunRequest, cwd: string)
     } catch (error) {
         if (error instanceof PlanError) return { kind: 'usage', message: error.message };
         throw error;
+    }
+}
+
+/**
+ * Prepares the runs of a long-lived process (the runtime server) with one set of language
+ * services. Made per run, they were most of what the server allocated for a run (tens of MB,
+ * collected late: the server's heap doubled over runs back to back). Each run's documents are
+ * dropped from the workspace once its plan is built, so the next run reads its files afresh;
+ * runs are prepared one at a time, since they share the workspace.
+ */
+export class RunPreparer {
+    private services: AiMatrixLanguages | undefined;
+    private turn: Promise<unknown> = Promise.resolve();
+
+    prepare(file: string, request: RunRequest, cwd: string): Promise<Prepared> {
+        const next = this.turn.then(async () => {
+            const services = this.services ??= createAiMatrixServices(NodeFileSystem);
+            const workspace = services.shared.workspace;
+            const before = new Set(workspace.LangiumDocuments.all.map(d => d.uri.toString()));
+            try {
+                return await prepareRun(file, request, cwd, services);
+            } finally {
+                for (const document of workspace.LangiumDocuments.all.toArray()) {
+                    if (before.has(document.uri.toString())) continue;
+                    workspace.LangiumDocuments.deleteDocument(document.uri);
+                    workspace.IndexManager.remove(document.uri);
+                }
+            }
+        });
+        this.turn = next.catch(() => undefined);
+        return next;
     }
 }
 

@@ -1,18 +1,21 @@
 /**
- * The body of an experiment worker thread: load and compile the model once (through the
- * loader it is given), then run the jobs it is handed, one replication at a time, and
- * post each outcome back. A failure inside a replication ends that replication only.
- * A twin whose agents call ONNX models gets one model host per worker (each model loaded
- * once, kept across jobs) and runs its replications asynchronously.
+ * The body of an experiment worker thread. It serves runs one after another (the runner keeps
+ * idle workers for the next run): for each, it loads and compiles the model once (through the
+ * loader it is given), then runs the jobs it is handed, one replication at a time, and posts
+ * each outcome back, tagged with the run's number. A failure inside a replication ends that
+ * replication only. A twin whose agents call ONNX models gets one model host per worker and
+ * run (each model loaded once, kept across jobs, closed at the run's end) and runs its
+ * replications asynchronously.
  */
 import * as fs from 'node:fs';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import type { InferenceUse } from '../../protocol/index.js';
 import type { CompiledModel, ReplicationResult, ReplicationSpec } from '../engine/api.js';
 import type { OnnxModelHost } from '../inference/model-host.js';
 import { TraceEncoder } from '../trace/binary.js';
 import { BlockFileWriter, TraceWriteError } from '../trace/block-file.js';
-import type { FailureInfo, FromWorker, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
+import { collectGarbage } from './collect.js';
+import type { FailureInfo, FromWorker, FromWorkerBody, Job, JobOutcome, ToWorker, WorkerInit } from './messages.js';
 
 export type ModelLoader = (source: unknown) => Promise<CompiledModel>;
 
@@ -22,22 +25,27 @@ const PROGRESS_EVERY_MS = 100;
 export function startWorker(load: ModelLoader): void {
     const port = parentPort;
     if (!port) throw new Error('the experiment worker must run in a worker thread');
-    const init = workerData as WorkerInit;
-    const stop = new Int32Array(init.stop);
-    const pause = init.pause ? new Int32Array(init.pause) : undefined;
-    const post = (message: FromWorker): void => port.postMessage(message);
 
-    let model: CompiledModel | undefined;
-    let host: OnnxModelHost | undefined;
-    const pending: Job[] = [];
-    let loaded = false;
-    let draining = false;
+    /** The run this worker serves now: between its `init` and its `end`. */
+    interface Run {
+        readonly no: number;
+        readonly init: WorkerInit;
+        readonly stop: Int32Array;
+        readonly pause: Int32Array | undefined;
+        /** Microseconds since the run's wall origin. */
+        readonly wallClock: () => number;
+        model: CompiledModel | undefined;
+        host: OnnxModelHost | undefined;
+        readonly pending: Job[];
+        /** Settles when the jobs handed so far have run. */
+        drained: Promise<void>;
+        draining: boolean;
+    }
+    let run: Run | undefined;
 
-    // Read on every trace record: the origin's offset is worked out once (performance.timeOrigin is a getter).
-    const wallOffset = performance.timeOrigin * 1000 - init.wallOrigin;
-    const wallClock = (): number => wallOffset + performance.now() * 1000;
-
-    const runJob = async (m: CompiledModel, job: Job): Promise<JobOutcome> => {
+    const runJob = async (r: Run, m: CompiledModel, job: Job): Promise<JobOutcome> => {
+        const { init, stop, pause, host, wallClock } = r;
+        const post = (message: FromWorkerBody): void => port.postMessage({ ...message, run: r.no } satisfies FromWorker);
         let lastPost = performance.now();
         let lastEvents = 0;
         let events = 0;
@@ -100,48 +108,82 @@ export function startWorker(load: ModelLoader): void {
         return outcome;
     };
 
-    const drain = async (): Promise<void> => {
-        if (!model || draining) return;
-        draining = true;
+    const drain = async (r: Run): Promise<void> => {
+        if (r.model === undefined || r.draining) return;
+        r.draining = true;
         try {
-            while (pending.length > 0) {
-                const job = pending.shift()!;
-                const outcome = await runJob(model, job);
-                post({ type: 'done', point: job.point, replication: job.replication, outcome });
+            while (r.pending.length > 0) {
+                const job = r.pending.shift()!;
+                const outcome = await runJob(r, r.model, job);
+                port.postMessage({ type: 'done', point: job.point, replication: job.replication, outcome, run: r.no } satisfies FromWorker);
             }
         } finally {
-            draining = false;
+            r.draining = false;
         }
     };
 
-    port.on('message', (message: ToWorker) => {
-        if (message.type === 'close') {
-            port.close();
-            return;
-        }
-        pending.push(message.job);
-        if (loaded) void drain();
-    });
-
-    load(init.source).then(async m => {
-        if (m.usesInference && m.models && m.models.length > 0) {
-            // Loaded only here: a twin without models never loads onnxruntime's native code.
-            const { createModelHost } = await import('../inference/model-host.js');
-            // Warnings (a provider fell back) go to the runner, which says each once whatever the number of workers.
-            host = await createModelHost(m.models, { onWarning: line => post({ type: 'warning', message: line }) });
-        }
-        return m;
-    }).then(
-        m => {
-            model = m;
-            loaded = true;
+    /** A run starts: its model is loaded and compiled, then the runner hands it jobs. */
+    const begin = async (no: number, init: WorkerInit): Promise<void> => {
+        // Read on every trace record: the origin's offset is worked out once (performance.timeOrigin is a getter).
+        const wallOffset = performance.timeOrigin * 1000 - init.wallOrigin;
+        const r: Run = {
+            no, init, stop: new Int32Array(init.stop), pause: init.pause ? new Int32Array(init.pause) : undefined,
+            wallClock: () => wallOffset + performance.now() * 1000,
+            model: undefined, host: undefined, pending: [], drained: Promise.resolve(), draining: false
+        };
+        run = r;
+        const post = (message: FromWorkerBody): void => port.postMessage({ ...message, run: no } satisfies FromWorker);
+        try {
+            const m = await load(init.source);
+            if (m.usesInference && m.models && m.models.length > 0) {
+                // Loaded only here: a twin without models never loads onnxruntime's native code.
+                const { createModelHost } = await import('../inference/model-host.js');
+                // Warnings (a provider fell back) go to the runner, which says each once whatever the number of workers.
+                r.host = await createModelHost(m.models, { onWarning: line => post({ type: 'warning', message: line }) });
+            }
+            r.model = m;
             post({ type: 'ready', twin: m.twin, kpis: m.kpis.map(k => ({ name: k.name, unit: k.unit })) });
-            void drain();
-        },
-        (error: unknown) => {
+            r.drained = drain(r);
+        } catch (error) {
             post({ type: 'load-failed', message: error instanceof Error ? error.message : String(error) });
         }
-    );
+    };
+
+    /** The run is over (the runner hands this worker on to the next one): its models are closed and its model dropped. */
+    const end = async (): Promise<void> => {
+        const r = run;
+        run = undefined;
+        if (r === undefined) return;
+        await r.drained;
+        await r.host?.dispose();
+        // What the run loaded (the language core's documents, the compiled model, a traced run's
+        // garbage) goes now, between runs, rather than stay in the old generation of a worker that
+        // serves run after run.
+        collectGarbage();
+    };
+
+    // init and end are handled in turn, each once the one before has finished (loading a model and
+    // closing its host are asynchronous); jobs come only after this run's `ready`.
+    let turn: Promise<void> = Promise.resolve();
+    port.on('message', (message: ToWorker) => {
+        switch (message.type) {
+            case 'init':
+                turn = turn.then(() => begin(message.run, message.init));
+                break;
+            case 'job':
+                if (run !== undefined) {
+                    run.pending.push(message.job);
+                    if (!run.draining) run.drained = drain(run);
+                }
+                break;
+            case 'end':
+                turn = turn.then(end);
+                break;
+            case 'close':
+                port.close();
+                break;
+        }
+    });
 }
 
 function openTrace(file: string): number {

@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import type { RunInfo, RunReport, RunState } from '../../protocol/index.js';
-import { launchRun, prepareRun, type LaunchedRun, type RunRequest } from '../experiment/session.js';
+import { collectGarbage } from '../experiment/collect.js';
+import { launchRun, RunPreparer, type LaunchedRun, type RunRequest } from '../experiment/session.js';
 import type { Progress } from '../experiment/runner.js';
 import { RunNotFoundError, RunStore, type RunRecord } from '../store/run-store.js';
 import { openTraceTail, type TraceTail } from './trace-tail.js';
@@ -55,6 +56,7 @@ export class RunManager {
     /** Set by stopAll: no run starts after it. */
     private closing = false;
     readonly store: RunStore;
+    private readonly preparer = new RunPreparer();
 
     constructor(readonly workspace: string, private readonly workerEntry: string, private readonly events: RunEvents) {
         this.store = new RunStore(workspace);
@@ -62,7 +64,7 @@ export class RunManager {
 
     async start(request: StartRequest, options: Readonly<Record<string, unknown>>): Promise<string> {
         if (this.closing) throw new RunError('the server is stopping: no new runs', 'wrong-state');
-        const prepared = await prepareRun(request.file, request, this.workspace);
+        const prepared = await this.preparer.prepare(request.file, request, this.workspace);
         // A run checked while the server began to stop is not launched: stopAll would not stop it, and its workers would keep the process alive.
         if (this.closing) throw new RunError('the server is stopping: no new runs', 'wrong-state');
         if (prepared.kind === 'errors') {
@@ -109,6 +111,8 @@ export class RunManager {
             if (run.tail && run.tail.subscriberCount > 0) this.stored.set(runId, run.tail);
             else run.tail?.close();
             this.events.state(runId, state, end.kind === 'failed' ? end.message : end.record.reason);
+            // Between runs, what this one allocated goes (see collect.ts); not while another runs.
+            if (this.live.size === 0) collectGarbage();
         });
         return runId;
     }

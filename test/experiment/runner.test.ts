@@ -9,6 +9,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runExperiment, ModelLoadError, type Progress, type RunnerPlan } from '../../runtime/experiment/runner.js';
+import { endIdleWorkers, idleWorkers } from '../../runtime/experiment/worker-pool.js';
 import { createFakeModel } from './fake-model.js';
 import { buildFakeWorker } from './support.js';
 import { readTrace, writeBinaryTraceHeader } from '../../runtime/trace/read.js';
@@ -92,11 +93,37 @@ describe('runExperiment', () => {
         expect(all.filter(o => o === undefined).length).toBe(6 - stopped);
     });
 
+    it('keeps its idle workers for the next run, which loads its own model into them; a killed job\'s worker is not kept', async () => {
+        await endIdleWorkers();
+        const first = await runExperiment({ workerEntry: entry, source: { steps: 100 }, plan: plan([{}], 4), workers: 2 }).result;
+        expect(first.events).toBe(4 * 100);
+        expect(idleWorkers(entry)).toBe(2);
+        // The same two threads, with the next run's model (a worker that kept the last one would count 100 events a replication).
+        const second = await runExperiment({ workerEntry: entry, source: { steps: 300 }, plan: plan([{}], 4), workers: 2 }).result;
+        expect(second.state).toBe('completed');
+        expect(second.events).toBe(4 * 300);
+        expect(second.outcomes.flat().map(o => o?.events)).toEqual([300, 300, 300, 300]);
+        expect(idleWorkers(entry)).toBe(2);
+        // Killed while both run an endless job: neither is kept, and a run after it starts fresh ones.
+        const endless = runExperiment({ workerEntry: entry, source: { steps: 1e12 }, plan: plan([{}], 2), workers: 2 });
+        await new Promise<void>(resolve => {
+            const check = setInterval(() => { if (idleWorkers(entry) === 0) { clearInterval(check); resolve(); } }, 10);
+        });
+        await new Promise(resolve => setTimeout(resolve, 200));
+        endless.kill();
+        expect((await endless.result).state).toBe('stopped');
+        expect(idleWorkers(entry)).toBe(0);
+        const third = await runExperiment({ workerEntry: entry, source: { steps: 50 }, plan: plan([{}], 2), workers: 2 }).result;
+        expect(third.events).toBe(2 * 50);
+        await endIdleWorkers();
+    });
+
     it('rejects with the loader message when the model cannot be loaded', async () => {
         const failing = entry.replace(/\.cjs$/, '-fail.cjs');
         fs.writeFileSync(failing, [
             `const { parentPort } = require('node:worker_threads');`,
-            `parentPort.postMessage({ type: 'load-failed', message: 'bank.twin has 2 errors' });`
+            // Answers its run's init, with the run's number, as a worker does.
+            `parentPort.once('message', m => parentPort.postMessage({ type: 'load-failed', run: m.run, message: 'bank.twin has 2 errors' }));`
         ].join('\n'));
         try {
             await expect(runExperiment({ workerEntry: failing, source: {}, plan: plan([{}], 2), workers: 2 }).result)
@@ -108,7 +135,7 @@ describe('runExperiment', () => {
 });
 
 describe('the traced replication', () => {
-    it('writes its whole trace, in order, through a ring far smaller than it, a record larger than a block included', async () => {
+    it('writes its whole trace from its worker, in order, in many blocks, a record larger than a block included', async () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-runner-trace-'));
         try {
             const file = path.join(dir, 'trace.aimtrace');
@@ -119,7 +146,7 @@ describe('the traced replication', () => {
                 trace: { file, point: 0, replication: 1 }
             }).result;
             expect(r.state).toBe('completed');
-            // About 14 MB: seven times the ring's 2 MiB, so the simulation waited for its writer thread.
+            // About 14 MB: dozens of 256 KiB blocks.
             expect(fs.statSync(file).size).toBeGreaterThan(7 * 2 ** 21);
             let n = 0;
             let lastSpan = 0;
@@ -156,7 +183,7 @@ describe('a trace that cannot be written', () => {
         // Not an internal error: the disk's, with the file.
         expect(traced.error.message).toBe('cannot write the trace to /dev/full: ENOSPC: no space left on device, write');
         expect(traced.error.text).toBe(traced.error.message);
-        // It stopped at the write that failed (the ring holds a few MB), not at its end.
+        // It stopped at the first block it could not write, not at its end.
         expect(traced.events).toBeLessThan(200_000);
         for (const i of [0, 2]) expect(r.outcomes[0][i]?.status).toBe('completed');
     });
