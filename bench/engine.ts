@@ -86,7 +86,7 @@ async function main(): Promise<void> {
     };
     const off = best([]);
     const on = best(['trace']);
-    const file = best(['ring']);
+    const file = best(['file']);
     const offRate = Number(off.customers_per_s), onRate = Number(on.customers_per_s), fileRate = Number(file.customers_per_s);
     console.log(`\nTracing (bank, ${fmt(tn)} customers, ${fmt(Number(on.trace_records) / tn, 1)} records a customer; best of 3)`);
     console.log(`  off              ${fmt(offRate).padStart(12)} customers/s`);

@@ -38,6 +38,8 @@ export abstract class TraceTail {
     private endState: RunState = 'completed';
     private readonly subscriptions = new Set<TraceSubscription>();
     private timer: NodeJS.Timeout | undefined;
+    /** Why the trace ends before the file does: a damaged block, or the file could not be read. Records before it are kept. */
+    damaged: string | undefined;
 
     constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {}
 
@@ -60,7 +62,7 @@ export abstract class TraceTail {
     /** Polls the file while subscribers wait, and wakes them when records arrive; `pump` false: the caller pumps it later. */
     add(subscription: TraceSubscription, pump = true): void {
         this.subscriptions.add(subscription);
-        if (this.count === 0) this.poll();
+        if (this.count === 0) this.readSafely();
         this.schedule();
         if (pump) subscription.pump();
     }
@@ -80,15 +82,29 @@ export abstract class TraceTail {
     private schedule(): void {
         if (this.timer || this.ended || this.subscriptions.size === 0) return;
         this.timer = setInterval(() => {
-            if (this.poll()) for (const s of this.subscriptions) s.pump();
+            if (this.readSafely()) for (const s of this.subscriptions) s.pump();
         }, this.pollMs);
         this.timer.unref();
+    }
+
+    /**
+     * `poll`, with a failure to read the file (an I/O error) kept as the reason the trace ends
+     * where it does: it is not thrown in a timer, and subscribers get what was read, then
+     * `trace.end` saying why.
+     */
+    protected readSafely(): boolean {
+        try {
+            return this.poll();
+        } catch (error) {
+            this.damaged ??= `cannot read ${this.file}: ${error instanceof Error ? error.message : String(error)}`;
+            return false;
+        }
     }
 
     /** The run ended: a last scan, then every subscriber gets what is left and `trace.end`. */
     end(state: RunState): void {
         if (this.ended) return;
-        this.poll();
+        this.readSafely();
         this.ended = true;
         this.endState = state;
         if (this.timer) clearInterval(this.timer);
@@ -145,8 +161,6 @@ export class BinaryTraceTail extends TraceTail {
     private readonly bodies: number[] = [];
     /** The strings of every block indexed so far; ids never change, so any block decodes with it. */
     private readonly decoder = new TraceDecoder();
-    /** Set when a block cannot be read: nothing past it is indexed (records before it still are). */
-    damaged: string | undefined;
 
     constructor(runId: string, file: string, fd: number, pollMs: number) {
         super(runId, file, pollMs);
@@ -197,13 +211,14 @@ export class BinaryTraceTail extends TraceTail {
     batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
         if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
         const k = this.blockOf(seq);
-        const body = this.body(k, this.offsets[k], this.bodies[k]);
         try {
+            const body = this.body(k, this.offsets[k], this.bodies[k]);
             return this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
         } catch (error) {
-            if (!(error instanceof BlockFormatError)) throw error;
-            // A damaged block (poll reads only strings): the trace ends before it for every subscriber.
-            this.damaged = `block at byte ${this.offsets[k] - BLOCK_HEAD}: ${error.message}`;
+            // A damaged block (poll reads only strings), or one that cannot be read (an I/O error):
+            // the trace ends before it for every subscriber.
+            const reason = error instanceof BlockFormatError ? error.message : `cannot read it: ${error instanceof Error ? error.message : String(error)}`;
+            this.damaged = `block at byte ${this.offsets[k] - BLOCK_HEAD}: ${reason}`;
             this.count = this.firsts[k];
             for (const a of [this.offsets, this.bodies, this.firsts, this.counts]) a.length = k;
             return { text: '', count: 0 };
@@ -470,7 +485,7 @@ export class TraceSubscription {
                 continue;
             }
             if (tail.isEnded) {
-                const damaged = tail instanceof BinaryTraceTail ? tail.damaged : undefined;
+                const damaged = tail.damaged;
                 this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq: tail.count, state: tail.state, ...(damaged ? { damaged } : {}) } }));
                 this.close();
                 this.onEnd();

@@ -243,6 +243,22 @@ describe('TraceTail of a binary trace', () => {
         tail.close();
     });
 
+    it('ends the trace where its file could no longer be read, with trace.end saying why, and throws nothing from its timer', async () => {
+        const file = binaryTrace(0);
+        const tail = openTraceTail('r', file, 5) as BinaryTraceTail;
+        const socket = new StalledSocket();
+        tail.add(new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined));
+        // An I/O error on the next read: the tail's descriptor now names a folder (reads fail with EISDIR).
+        const own = tail as unknown as { fd: number };
+        fs.closeSync(own.fd);
+        own.fd = fs.openSync(tempDir(), 'r');
+        await new Promise(resolve => setTimeout(resolve, 60));
+        expect(tail.damaged).toMatch(/^cannot read .*trace\.aimtrace: EISDIR/);
+        tail.end('completed');
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: 0, damaged: expect.stringMatching(/EISDIR/) } });
+        tail.close();
+    });
+
     it('ends a replay of a stored trace at a damaged block with trace.end saying so, rather than leaving it waiting', () => {
         const { file, before } = damagedTrace();
         const tail = openTraceTail('r', file);
