@@ -36,7 +36,7 @@ const MEMORY_ONLY = process.argv.includes('--memory-only');
 interface Server { child: ChildProcess; port: number; token: string }
 
 async function serve(dir: string): Promise<Server> {
-    const child = spawn(process.execPath, [BIN, 'serve', '--workspace', dir, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []), BIN, 'serve', '--workspace', dir, '--json', '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
     const port = await new Promise<number>((resolve, reject) => {
         let out = '';
         child.stdout!.setEncoding('utf8').on('data', (s: string) => {

@@ -298,7 +298,7 @@ describe('aimatrix run --trace, then trace export --format chrome', () => {
         const stored = readTrace(new RunStore(dir).file(runId, 'trace.aimtrace'));
         const storedRecords: TraceRecord[] = [];
         for await (const { record } of stored.from(0)) storedRecords.push(record);
-        expect(stored.header).toEqual({ ...lines[0], version: 2, encoding: 'binary' });
+        expect(stored.header).toEqual({ ...lines[0], version: 3, encoding: 'binary' });
         expect(storedRecords).toEqual(records);
 
         const exported = await aimatrix(['trace', 'export', runId.slice(0, 22), '--format', 'chrome', '--out', 'shop.chrome.json'], dir);

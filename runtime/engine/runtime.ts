@@ -27,7 +27,7 @@ import * as H from './random.js';
 import { Xoshiro128, type Uniform } from './random.js';
 import { AgentSeries, EntityQueue, EventHeap, QuantileSketch, Tally, TimeWeighted } from './structures.js';
 import type { SourceLocation, TraceRecord, TraceSink } from '../../protocol/index.js';
-import { BLOCK_HEAD, CAT_ENTITY, CAT_QUEUE, CAT_STEP, NONE, TraceDecoder, TraceEncoder } from '../trace/binary.js';
+import { BLOCK_HEAD, CAT_QUEUE, CAT_STEP, NONE, TraceDecoder, TraceEncoder } from '../trace/binary.js';
 
 const EV_ARRIVAL = 0, EV_RESUME = 1, EV_SD = 2, EV_TIMER = 3, EV_MSG = 4, EV_WARMUP = 5, EV_HEARTBEAT = 6;
 
@@ -232,6 +232,8 @@ export class Replication {
     private eSpan = new Float64Array(0);
     private eWallBorn = new Float64Array(0);
     private eStepStart = new Float64Array(0);
+    /** The site of the delay each entity is in (traced runs): its step span's location. */
+    private eStepSite = new Int32Array(0);
     private eTis: Float64Array[] = [];
     private free = new Int32Array(0);
     private freeN = 0;
@@ -625,7 +627,7 @@ export class Replication {
         this.eProc = i32(this.eProc); this.ePc = i32(this.ePc); this.eType = i32(this.eType);
         this.eSerial = f64(this.eSerial); this.eBorn = f64(this.eBorn); this.eWait = f64(this.eWait);
         this.eQStart = f64(this.eQStart); this.eAmt = f64(this.eAmt); this.eSpan = f64(this.eSpan);
-        this.eWallBorn = f64(this.eWallBorn); this.eStepStart = f64(this.eStepStart);
+        this.eWallBorn = f64(this.eWallBorn); this.eStepStart = f64(this.eStepStart); this.eStepSite = i32(this.eStepSite);
         this.eTis = this.program.tisMonitors.map((_, k) => { const b = new Float64Array(cap).fill(NaN); if (this.eTis[k]) b.set(this.eTis[k]); return b; });
         for (let k = 0; k < this.AT.length; k++) {
             const a = this.AT[k];
@@ -710,8 +712,7 @@ export class Replication {
         }
         if (this.tr) {
             const type = this.eType[e];
-            this.enc!.span(CAT_ENTITY, this.ids!.entity[type], this.eSpan[e], 0, this.ids!.entityPrefix[type], this.eSerial[e], NONE,
-                this.eBorn[e], this.now, this.eWallBorn[e]);
+            this.enc!.entitySpan(this.ids!.entity[type], this.eSpan[e], this.ids!.entityPrefix[type], this.eSerial[e], this.eBorn[e], this.now, this.eWallBorn[e]);
         }
         if (this.freeN === this.free.length) { const f = new Int32Array(this.free.length * 2 + 16); f.set(this.free); this.free = f; }
         this.free[this.freeN++] = e;
@@ -797,7 +798,10 @@ export class Replication {
                     }
                     if (!(d >= 0)) this.fail(ins.site, `negative or invalid delay ${d} s`);
                     this.ePc[e] = pc + 1;
-                    if (this.tr) this.eStepStart[e] = now;
+                    if (this.tr) {
+                        this.eStepStart[e] = now;
+                        this.eStepSite[e] = ins.site;
+                    }
                     this.heap.push(now + d, EV_RESUME, e, 0);
                     return;
                 }
@@ -866,8 +870,8 @@ export class Replication {
     }
 
     private traceQueued(e: number, r: number): void {
-        this.enc!.span(CAT_QUEUE, this.ids!.queueSpan[r], this.nextId++, this.eSpan[e], this.ids!.entityPrefix[this.eType[e]], this.eSerial[e], NONE,
-            this.eQStart[e], this.now, this.wallNow);
+        this.enc!.childSpan(CAT_QUEUE, this.ids!.queueSpan[r], this.nextId++, this.eSpan[e], this.ids!.entityPrefix[this.eType[e]], this.eSerial[e], NONE,
+            this.eQStart[e], this.now);
     }
 
     /** Grants waiting entities the resource while the head of the queue fits; `released`: the trace has yet to record a release of this instant. */
@@ -1441,15 +1445,12 @@ export class Replication {
     }
 
     private traceStep(e: number): void {
-        const ins = this.codes[this.eProc[e]][this.ePc[e] - 1];
         const ids = this.ids!;
-        let loc = NONE;
-        if (ins) {
-            loc = ids.sites[ins.site];
-            if (loc < 0) loc = ids.sites[ins.site] = this.enc!.loc(this.tn!.sites[ins.site]);
-        }
-        this.enc!.span(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], loc,
-            this.eStepStart[e], this.now, this.wallNow);
+        const site = this.eStepSite[e];
+        let loc = ids.sites[site];
+        if (loc < 0) loc = ids.sites[site] = this.enc!.loc(this.tn!.sites[site]);
+        this.enc!.childSpan(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], loc,
+            this.eStepStart[e], this.now);
     }
 
     /** Reads the wall clock for the hot records that follow. */

@@ -1,5 +1,5 @@
 /**
- * Reading a stored trace, whatever its encoding: binary (version 2, what runs store now, see
+ * Reading a stored trace, whatever its encoding: binary (versions 2 and 3, what runs store now, see
  * ./binary.ts) or JSON Lines (version 1: `aimatrix run --trace OUT.jsonl`, runs stored before
  * version 2). Both give the header, then `TraceRecord`s with their sequence numbers, never
  * holding the whole file; both leave out a cut last block or line (a run killed as it wrote)
@@ -12,8 +12,13 @@ import { TRACE_FORMAT, TraceFormatError, TraceReader as JsonlTraceReader, type S
 
 export { TraceFormatError, type SequencedRecord, type TraceHeader } from './jsonl.js';
 
-/** The binary encoding's header version. */
-export const BINARY_TRACE_VERSION = 2;
+/**
+ * The binary encoding's header version: 3 since the compact operations (TIME, and counters and
+ * spans that take the time from it, with 16-bit string ids). Version 2 files hold only
+ * operations that version 3 keeps, so both read the same way.
+ */
+export const BINARY_TRACE_VERSION = 3;
+const BINARY_VERSIONS_READ: readonly unknown[] = [2, 3];
 
 /** The header of a new binary trace file: the header line alone (blocks are appended after it). */
 export function writeBinaryTraceHeader(file: string, header: Omit<TraceHeader, 'version' | 'encoding'>): void {
@@ -55,7 +60,9 @@ function parseHeader(text: string, file: string): TraceHeader {
     const h = value as Partial<TraceHeader> | null;
     if (typeof h !== 'object' || h === null || h.kind !== 'header') throw new TraceFormatError(file, 1, 'the first line must be the header');
     if (h.format !== TRACE_FORMAT) throw new TraceFormatError(file, 1, 'not an AIMatrix trace');
-    if (h.encoding === 'binary' && h.version !== BINARY_TRACE_VERSION) throw new TraceFormatError(file, 1, `binary trace version ${String(h.version)} is not one this reader knows (${BINARY_TRACE_VERSION})`);
+    if (h.encoding === 'binary' && !BINARY_VERSIONS_READ.includes(h.version)) {
+        throw new TraceFormatError(file, 1, `binary trace version ${String(h.version)} is not one this reader knows (${BINARY_VERSIONS_READ.join(' or ')})`);
+    }
     return h as TraceHeader;
 }
 

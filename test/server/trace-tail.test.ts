@@ -90,7 +90,7 @@ function damagedTrace(): { file: string; before: number } {
         at += 16 + head.bodyBytes;
     }
     expect(blockHead(bytes, at).strings).toBe(0);
-    bytes[at + 16] = 9;
+    bytes[at + 16] = 200;
     fs.writeFileSync(file, bytes);
     return { file, before };
 }
@@ -239,7 +239,7 @@ describe('TraceTail of a binary trace', () => {
         const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
         expect(records).toEqual(Array.from({ length: before }, (_, i) => counter(i)));
         expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: before } });
-        expect(tail.damaged).toMatch(/unknown operation 9/);
+        expect(tail.damaged).toMatch(/unknown operation 200/);
         tail.close();
     });
 
@@ -271,7 +271,7 @@ describe('TraceTail of a binary trace', () => {
         const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
         expect(records).toHaveLength(before);
         expect(ended).toBe(true);
-        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: before, damaged: expect.stringMatching(/unknown operation 9/) } });
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: before, damaged: expect.stringMatching(/unknown operation 200/) } });
         tail.close();
     });
 

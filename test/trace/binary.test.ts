@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceLocation, SpanCategory, TraceRecord } from '../../protocol/index.js';
 import {
-    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_COUNTER, OP_JSON, OP_SPAN, OP_STRING, OP_WALL,
-    TraceDecoder, TraceEncoder
+    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_CHILD, OP_COUNTER, OP_COUNTER16, OP_ENTITY, OP_JSON, OP_SPAN, OP_STRING,
+    OP_TIME, OP_WALL, TraceDecoder, TraceEncoder
 } from '../../runtime/trace/binary.js';
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
 import { writeJsonl } from '../../runtime/trace/convert.js';
@@ -43,6 +43,16 @@ type Op =
         readonly subject?: string; readonly serial?: number; readonly loc?: SourceLocation;
         readonly start: number; readonly end: number; readonly wallStart: number | 'now';
     }
+    /** An entity's span (the compact layout; the general one past 16-bit string ids or 32-bit ids). */
+    | {
+        readonly op: 'entity'; readonly name: string; readonly id: number; readonly subject?: string; readonly serial?: number;
+        readonly start: number; readonly end: number; readonly wallStart: number;
+    }
+    /** A step's or a queue's span inside an entity's, its wall clock the current one. */
+    | {
+        readonly op: 'child'; readonly cat: number; readonly name: string; readonly id: number; readonly parent: number;
+        readonly subject?: string; readonly serial?: number; readonly loc?: SourceLocation; readonly start: number; readonly end: number;
+    }
     | { readonly op: 'record'; readonly r: TraceRecord };
 
 /** Feeds the ops to an encoder, and returns the records they stand for, as given. */
@@ -63,6 +73,21 @@ function play(encoder: TraceEncoder, ops: readonly Op[]): TraceRecord[] {
             out.push({
                 kind: 'span', id: o.id, ...(o.parent !== 0 ? { parent: o.parent } : {}), name: o.name, cat: CATEGORIES[o.cat], start: o.start, end: o.end,
                 wallStart, wallEnd: wall,
+                ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {}),
+                ...(o.loc !== undefined ? { loc: o.loc } : {})
+            });
+        } else if (o.op === 'entity') {
+            encoder.entitySpan(encoder.intern(o.name), o.id, o.subject === undefined ? NONE : encoder.intern(o.subject), o.serial ?? NONE, o.start, o.end, o.wallStart);
+            out.push({
+                kind: 'span', id: o.id, name: o.name, cat: 'entity', start: o.start, end: o.end, wallStart: o.wallStart, wallEnd: wall,
+                ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {})
+            });
+        } else if (o.op === 'child') {
+            encoder.childSpan(o.cat, encoder.intern(o.name), o.id, o.parent, o.subject === undefined ? NONE : encoder.intern(o.subject),
+                o.serial ?? NONE, encoder.loc(o.loc), o.start, o.end);
+            out.push({
+                kind: 'span', id: o.id, ...(o.parent !== 0 ? { parent: o.parent } : {}), name: o.name, cat: CATEGORIES[o.cat], start: o.start, end: o.end,
+                wallStart: wall, wallEnd: wall,
                 ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {}),
                 ...(o.loc !== undefined ? { loc: o.loc } : {})
             });
@@ -137,6 +162,17 @@ const op: fc.Arbitrary<Op> = fc.oneof(
             parent: fc.oneof(fc.constant(0), u32), subject: name, serial: u32, loc,
             start: number, end: number, wallStart: fc.oneof(fc.constant('now' as const), number)
         }, { requiredKeys: ['op', 'cat', 'name', 'id', 'parent', 'start', 'end', 'wallStart'] })
+    },
+    {
+        weight: 4, arbitrary: fc.record({
+            op: fc.constant('entity' as const), name, id: u32, subject: name, serial: u32, start: number, end: number, wallStart: number
+        }, { requiredKeys: ['op', 'name', 'id', 'start', 'end', 'wallStart'] })
+    },
+    {
+        weight: 6, arbitrary: fc.record({
+            op: fc.constant('child' as const), cat: fc.integer({ min: 0, max: CATEGORIES.length - 1 }), name, id: u32,
+            parent: fc.oneof(fc.constant(0), u32), subject: name, serial: u32, loc, start: number, end: number
+        }, { requiredKeys: ['op', 'cat', 'name', 'id', 'parent', 'start', 'end'] })
     },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('record' as const), r: anyRecord }) }
 );
@@ -283,7 +319,10 @@ class Body {
     str(s: string): this { const b = Buffer.from(s, 'utf8'); return this.u8(OP_STRING).u32(b.length).raw(b); }
     json(s: string): this { const b = Buffer.from(s, 'utf8'); return this.u8(OP_JSON).u32(b.length).raw(b); }
     wall(w: number): this { return this.u8(OP_WALL).f64(w); }
+    u16(v: number): this { return this.u8(v).u8(v >>> 8); }
     counter(name: number, t: number, value: number): this { return this.u8(OP_COUNTER).u32(name).f64(t).f64(value); }
+    time(t: number): this { return this.u8(OP_TIME).f64(t); }
+    counter16(name: number, value: number): this { return this.u8(OP_COUNTER16).u16(name).f64(value); }
     raw(b: Iterable<number>): this { this.bytes.push(...b); return this; }
     get(): Uint8Array { return Uint8Array.from(this.bytes); }
 }
@@ -315,7 +354,7 @@ describe('damaged blocks', () => {
     });
 
     it('an unknown operation is named with its byte', () => {
-        expectDamaged(new Body().str('a').wall(1).counter(0, 1, 1).u8(9).raw(new Uint8Array(40)).get(), /unknown operation 9 at byte 36/);
+        expectDamaged(new Body().str('a').wall(1).counter(0, 1, 1).u8(200).raw(new Uint8Array(40)).get(), /unknown operation 200 at byte 36/);
         let error: unknown;
         try { new TraceDecoder().skip(new Body().u8(0).get()); } catch (e) { error = e; }
         expect(error).toBeInstanceOf(BlockFormatError);
@@ -336,6 +375,42 @@ describe('damaged blocks', () => {
         }
         expectDamaged(new Body().str('a').u8(OP_JSON).u32(1000).raw(Buffer.from('{"kind":"x"}')).get(), /runs past the end/);
         expectDamaged(new Body().u8(OP_STRING).u32(0xffffffff).get(), /runs past the end/);
+    });
+
+    it('a compact record with no simulated time before it in its block, or cut short', () => {
+        expectDamaged(new Body().str('a').wall(1).counter16(0, 1).get(), /^a record at byte 15 of its block has no simulated time before it$/);
+        const entity = new Body().str('a').wall(1).time(2).u8(OP_ENTITY).u16(0).u32(1).u16(0xffff).u32(NONE).f64(0).f64(0).get();
+        expect(() => new TraceDecoder().decode(entity, () => undefined)).not.toThrow();
+        expectDamaged(entity.subarray(0, entity.length - 1), /^a record at byte 24 runs past the end of its block$/);
+        const child = new Body().str('a').wall(1).u8(OP_CHILD).u8(1).u16(0).u32(2).u32(1).u16(0xffff).u32(NONE).u16(0xffff).f64(0).get();
+        expectDamaged(child, /^a record at byte 15 of its block has no simulated time before it$/);
+        expectDamaged(new Body().str('a').wall(1).time(2).u8(OP_CHILD).u8(9).u16(0).u32(2).u32(1).u16(0xffff).u32(NONE).u16(0xffff).f64(0).get(), /^unknown span category 9 at byte 24$/);
+        expectDamaged(new Body().str('a').wall(1).time(2).counter16(3, 1).get(), /^string 3 is used before it is defined/);
+        expectDamaged(new Body().str('a').wall(1).u8(OP_TIME).f64(1).get().subarray(0, 20), /runs past the end/);
+    });
+
+    it('writes compact records while string ids fit 16 bits, and the general ones after: both decode the same', () => {
+        const script: Op[] = [{ op: 'wall', w: 5 }];
+        const span = (i: number): Op => ({ op: 'child', cat: 1, name: 'delay', id: 10 + i, parent: 1, subject: 'Customer#', serial: i, loc: { file: 'a.twin', line: 2, column: 3 }, start: i, end: i + 1 });
+        script.push(span(0), { op: 'entity', name: 'Customer', id: 1, subject: 'Customer#', serial: 7, start: 0, end: 1, wallStart: 2 }, { op: 'counter', name: 'q', t: 1, value: 3 });
+        // 70,000 more strings: past 65,535, every hot record takes the general layout.
+        for (let i = 0; i < 70_000; i++) script.push({ op: 'counter', name: `c${i}`, t: 2, value: i });
+        script.push(span(1), { op: 'entity', name: 'Customer', id: 2, subject: 'Customer#', serial: 8, start: 0, end: 3, wallStart: 2 }, { op: 'counter', name: 'q', t: 4, value: 5 });
+        const { blocks, records } = encodeAll(script, 256 * 1024);
+        const decoder = new TraceDecoder();
+        const decoded: TraceRecord[] = [];
+        const ops = new Set<number>();
+        for (const b of blocks) {
+            decoder.decode(bodyOf(b), r => { decoded.push(r); });
+            for (let p = BLOCK_HEAD; p < b.length;) {
+                ops.add(b[p]);
+                const dv = new DataView(b.buffer, b.byteOffset);
+                const size: Record<number, number> = { [OP_STRING]: 5 + dv.getUint32(p + 1, true), [OP_WALL]: 9, [OP_TIME]: 9, [OP_COUNTER16]: 11, [OP_COUNTER]: 21, [OP_ENTITY]: 29, [OP_CHILD]: 28, [OP_SPAN]: (b[p + 1] & 0x80) !== 0 ? 50 : 42 };
+                p += size[b[p]];
+            }
+        }
+        expect(decoded).toEqual(records);
+        for (const o of [OP_CHILD, OP_ENTITY, OP_COUNTER16, OP_TIME, OP_SPAN, OP_COUNTER]) expect(ops.has(o), String(o)).toBe(true);
     });
 
     it('a span of an unknown category', () => {
@@ -513,21 +588,41 @@ describe('binary trace files', () => {
         expect(reader.truncated).toBe(false);
     });
 
+    it('reads a version 2 file (its counters and spans carry their own times and 32-bit string ids); refuses a version it does not know', async () => {
+        const file = path.join(dir, 'trace.aimtrace');
+        const body = new Body().str('q').str('delay').wall(7).counter(0, 1.5, 2)
+            .u8(OP_SPAN).u8(1).u32(1).u32(9).u32(0).u32(NONE).u32(NONE).u32(NONE).f64(1).f64(2).get();
+        const head = new Uint8Array(BLOCK_HEAD);
+        const dv = new DataView(head.buffer);
+        dv.setUint32(0, BLOCK_MAGIC, true);
+        dv.setUint32(4, body.length, true);
+        dv.setUint32(8, 2, true);
+        dv.setUint32(12, 2, true);
+        const header = (version: number): string => JSON.stringify({ ...HEADER, version, encoding: 'binary' }) + '\n';
+        fs.writeFileSync(file, Buffer.concat([Buffer.from(header(2)), head, body]));
+        expect((await collect(readTrace(file))).slice(1)).toEqual([
+            { kind: 'counter', name: 'q', t: 1.5, wall: 7, value: 2 },
+            { kind: 'span', id: 9, name: 'delay', cat: 'step', start: 1, end: 2, wallStart: 7, wallEnd: 7 }
+        ]);
+        fs.writeFileSync(file, Buffer.concat([Buffer.from(header(4)), head, body]));
+        await expect(collect(readTrace(file))).rejects.toThrow(/binary trace version 4 is not one this reader knows \(2 or 3\)/);
+    });
+
     it('an empty file, a header alone and a cut header', async () => {
         const file = path.join(dir, 'trace.aimtrace');
         fs.writeFileSync(file, '');
         await expect(collect(readTrace(file))).rejects.toThrow(new TraceFormatError(file, 1, 'the trace file is empty'));
         writeBinaryTraceHeader(file, HEADER);
         const reader = readTrace(file);
-        expect(await collect(reader)).toEqual([{ ...HEADER, version: 2, encoding: 'binary' }]);
+        expect(await collect(reader)).toEqual([{ ...HEADER, version: 3, encoding: 'binary' }]);
         expect(reader.truncated).toBe(false);
         const header = fs.readFileSync(file);
         fs.writeFileSync(file, header.subarray(0, header.length - 10));
         await expect(collect(readTrace(file))).rejects.toThrow(/header line is incomplete/);
         fs.writeFileSync(file, header.subarray(0, header.length - 10) + '\n');
         await expect(collect(readTrace(file))).rejects.toThrow(TraceFormatError);
-        fs.writeFileSync(file, JSON.stringify({ ...HEADER, version: 3, encoding: 'binary' }) + '\n');
-        await expect(collect(readTrace(file))).rejects.toThrow(/binary trace version 3/);
+        fs.writeFileSync(file, JSON.stringify({ ...HEADER, version: 9, encoding: 'binary' }) + '\n');
+        await expect(collect(readTrace(file))).rejects.toThrow(/binary trace version 9/);
     });
 
     it('a block head whose length runs past the end of the file is a cut block, left out unread (not gigabytes allocated and read)', async () => {
