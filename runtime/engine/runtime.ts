@@ -880,6 +880,8 @@ export class Replication {
         const cap = this.capacity[r];
         const now = this.now;
         let served = false;
+        // Traced: the last entity served, whose wait is recorded with the resource's counters after it, in one record (`served`).
+        let last = -1;
         while (q.n > 0) {
             const e = q.peek();
             const amt = this.eAmt[e];
@@ -889,15 +891,19 @@ export class Replication {
             this.busy[r] += amt;
             this.eWait[e] += now - this.eQStart[e];
             this.ePc[e]++;
-            if (this.tr) this.traceQueued(e, r);
+            if (this.tr) {
+                if (last >= 0) this.traceQueued(last, r);
+                last = e;
+            }
             this.pushReady(e);
         }
         if (served) {
             this.MB[r].set(now, this.busy[r]);
             this.MQ[r].set(now, q.n);
             if (this.tr) {
-                this.counter(this.ids!.busy[r], this.busy[r]);
-                this.counter(this.ids!.queueLen[r], q.n);
+                const ids = this.ids!;
+                this.enc!.served(ids.queueSpan[r], this.nextId++, this.eSpan[last], ids.entityPrefix[this.eType[last]], this.eSerial[last],
+                    this.eQStart[last], now, ids.busy[r], this.busy[r], ids.queueLen[r], q.n);
             }
         } else if (released) {
             this.counter(this.ids!.busy[r], this.busy[r]);

@@ -23,12 +23,16 @@
  *   CHILD     u8 9, u8 cat, u16 name, u32 id, u32 parent, u16 subject, u32 serial, u16 loc, f64 start
  *                                                            28 bytes; a step's or queue's span, ending at the current
  *                                                            TIME, its wallStart and wallEnd the current WALL
+ *   SERVED    u8 10, u16 name, u32 id, u32 parent, u16 subject, u32 serial, f64 start,
+ *             u16 busyName, f64 busy, u16 queueName, f64 queue
+ *                                                            45 bytes, three records: a queue's span ending at the current
+ *                                                            TIME (wall clock: the current WALL), then the two counters
  *   COUNTER   u8 1, u32 name, f64 t, f64 value               21 bytes; wall: the current WALL
  *   SPAN      u8 2, u8 flags, u32 name, u32 id, u32 parent, u32 subject, u32 serial, u32 loc,
  *             f64 start, f64 end[, f64 wallStart]            42 or 50 bytes; wallEnd: the current WALL
  *   JSON      u8 3, u32 length, UTF-8 bytes                  any record, as its JSON text
  *
- * The engine writes the compact operations (TIME, COUNTER16, ENTITY, CHILD): the records of one
+ * The engine writes the compact operations (TIME, COUNTER16, ENTITY, CHILD, SERVED): the records of one
  * instant share a TIME, and string ids take 16 bits, which makes a traced run's file a third
  * smaller than with COUNTER and SPAN (and writing it, which costs the simulation's thread about
  * a quarter of a nanosecond a byte, that much cheaper). Past 65,535 strings, or a span id past
@@ -60,6 +64,7 @@ export const OP_TIME = 6;
 export const OP_COUNTER16 = 7;
 export const OP_ENTITY = 8;
 export const OP_CHILD = 9;
+export const OP_SERVED = 10;
 /** An absent subject or location. */
 export const NONE = 0xffffffff;
 /** The largest id, parent or serial a SPAN holds; records past it go as JSON. */
@@ -76,6 +81,7 @@ const TIME_BYTES = 9;
 const COUNTER16_BYTES = 11;
 const ENTITY_BYTES = 29;
 const CHILD_BYTES = 28;
+const SERVED_BYTES = 45;
 /** The largest string id the compact operations hold (u16; 0xffff is none). */
 const MAX_U16 = 0xfffe;
 
@@ -266,6 +272,38 @@ export class TraceEncoder {
         dv.setFloat64(p + 20, start, true);
         this.pos = p + CHILD_BYTES;
         this.records++;
+    }
+
+    /**
+     * A wait in a queue that ends now, as the resource takes the entity in, and the resource's
+     * two counters after it (busy, queue length): three records in one operation, the three a
+     * discrete-event engine makes whenever it serves an entity that waited.
+     */
+    served(name: number, id: number, parent: number, subject: number, serial: number, start: number, end: number,
+        busyName: number, busy: number, queueName: number, queue: number): void {
+        if (id > this.compactIds) {
+            this.span(CAT_QUEUE, name, id, parent, subject, serial, NONE, start, end, this.wallNow);
+            this.counter(busyName, end, busy);
+            this.counter(queueName, end, queue);
+            return;
+        }
+        let p = this.pos;
+        if (p > this.limit) p = this.room();
+        if (end !== this.timeNow) p = this.time(p, end);
+        const dv = this.dv;
+        this.u8[p] = OP_SERVED;
+        dv.setUint16(p + 1, name, true);
+        dv.setUint32(p + 3, id, true);
+        dv.setUint32(p + 7, parent, true);
+        dv.setUint16(p + 11, subject, true);
+        dv.setUint32(p + 13, serial, true);
+        dv.setFloat64(p + 17, start, true);
+        dv.setUint16(p + 25, busyName, true);
+        dv.setFloat64(p + 27, busy, true);
+        dv.setUint16(p + 35, queueName, true);
+        dv.setFloat64(p + 37, queue, true);
+        this.pos = p + SERVED_BYTES;
+        this.records += 3;
     }
 
     /**
@@ -466,13 +504,15 @@ export class TraceDecoder {
                 continue;
             }
             const next = this.next(body, dv, p, op);
-            if (n++ >= from) {
+            const records = op === OP_SERVED ? 3 : 1;
+            for (let j = 0; j < records; j++) {
+                if (n++ < from) continue;
                 // Past the last one wanted, a block is read on only for strings it defines further on.
                 if (emitted >= max) {
-                    if (!learn) break;
+                    if (!learn) return;
                 } else {
                     emitted++;
-                    emit(this.recordAt(body, dv, p, op));
+                    emit(this.recordAt(body, dv, p, op, j));
                 }
             }
             p = next;
@@ -551,6 +591,7 @@ export class TraceDecoder {
     private next(body: Uint8Array, dv: DataView, p: number, op: number): number {
         let end: number;
         if (op === OP_COUNTER16) end = p + COUNTER16_BYTES;
+        else if (op === OP_SERVED) end = p + SERVED_BYTES;
         else if (op === OP_CHILD) end = p + CHILD_BYTES;
         else if (op === OP_ENTITY) end = p + ENTITY_BYTES;
         else if (op === OP_COUNTER) end = p + COUNTER_BYTES;
@@ -590,7 +631,28 @@ export class TraceDecoder {
         return cat;
     }
 
-    private recordAt(body: Uint8Array, dv: DataView, p: number, op: number): TraceRecord {
+    /** Record `j` of the operation at `p` (only SERVED holds more than one). */
+    private recordAt(body: Uint8Array, dv: DataView, p: number, op: number, j = 0): TraceRecord {
+        if (op === OP_SERVED) {
+            if (j > 0) {
+                const at = j === 1 ? p + 25 : p + 35;
+                return { kind: 'counter', name: this.str(dv.getUint16(at, true), p), t: this.time(p), wall: this.wall(p), value: dv.getFloat64(at + 2, true) };
+            }
+            const parent = dv.getUint32(p + 7, true);
+            const subject = dv.getUint16(p + 11, true);
+            const serial = dv.getUint32(p + 13, true);
+            const wall = this.wall(p);
+            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 3, true) };
+            if (parent !== 0) r.parent = parent;
+            r.name = this.str(dv.getUint16(p + 1, true), p);
+            r.cat = 'queue';
+            r.start = dv.getFloat64(p + 17, true);
+            r.end = this.time(p);
+            r.wallStart = wall;
+            r.wallEnd = wall;
+            if (subject !== 0xffff) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            return r as SpanRecord;
+        }
         if (op === OP_COUNTER16) {
             return { kind: 'counter', name: this.str(dv.getUint16(p + 1, true), p), t: this.time(p), wall: this.wall(p), value: dv.getFloat64(p + 3, true) };
         }

@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceLocation, SpanCategory, TraceRecord } from '../../protocol/index.js';
 import {
-    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_CHILD, OP_COUNTER, OP_COUNTER16, OP_ENTITY, OP_JSON, OP_SPAN, OP_STRING,
-    OP_TIME, OP_WALL, TraceDecoder, TraceEncoder
+    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_CHILD, OP_COUNTER, OP_COUNTER16, OP_ENTITY, OP_JSON, OP_SERVED, OP_SPAN,
+    OP_STRING, OP_TIME, OP_WALL, TraceDecoder, TraceEncoder
 } from '../../runtime/trace/binary.js';
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
 import { writeJsonl } from '../../runtime/trace/convert.js';
@@ -52,6 +52,11 @@ type Op =
     | {
         readonly op: 'child'; readonly cat: number; readonly name: string; readonly id: number; readonly parent: number;
         readonly subject?: string; readonly serial?: number; readonly loc?: SourceLocation; readonly start: number; readonly end: number;
+    }
+    /** A wait in a queue that ends as the resource takes the entity in, and the resource's two counters after it. */
+    | {
+        readonly op: 'served'; readonly name: string; readonly id: number; readonly parent: number; readonly subject?: string; readonly serial?: number;
+        readonly start: number; readonly end: number; readonly busyName: string; readonly busy: number; readonly queueName: string; readonly queue: number;
     }
     | { readonly op: 'record'; readonly r: TraceRecord };
 
@@ -91,6 +96,16 @@ function play(encoder: TraceEncoder, ops: readonly Op[]): TraceRecord[] {
                 ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {}),
                 ...(o.loc !== undefined ? { loc: o.loc } : {})
             });
+        } else if (o.op === 'served') {
+            encoder.served(encoder.intern(o.name), o.id, o.parent, o.subject === undefined ? NONE : encoder.intern(o.subject), o.serial ?? NONE,
+                o.start, o.end, encoder.intern(o.busyName), o.busy, encoder.intern(o.queueName), o.queue);
+            out.push({
+                kind: 'span', id: o.id, ...(o.parent !== 0 ? { parent: o.parent } : {}), name: o.name, cat: 'queue', start: o.start, end: o.end,
+                wallStart: wall, wallEnd: wall,
+                ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {})
+            });
+            out.push({ kind: 'counter', name: o.busyName, t: o.end, wall, value: o.busy });
+            out.push({ kind: 'counter', name: o.queueName, t: o.end, wall, value: o.queue });
         } else {
             encoder.record(o.r);
             out.push(o.r);
@@ -173,6 +188,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
             op: fc.constant('child' as const), cat: fc.integer({ min: 0, max: CATEGORIES.length - 1 }), name, id: u32,
             parent: fc.oneof(fc.constant(0), u32), subject: name, serial: u32, loc, start: number, end: number
         }, { requiredKeys: ['op', 'cat', 'name', 'id', 'parent', 'start', 'end'] })
+    },
+    {
+        weight: 4, arbitrary: fc.record({
+            op: fc.constant('served' as const), name, id: u32, parent: fc.oneof(fc.constant(0), u32), subject: name, serial: u32,
+            start: number, end: number, busyName: name, busy: number, queueName: name, queue: number
+        }, { requiredKeys: ['op', 'name', 'id', 'parent', 'start', 'end', 'busyName', 'busy', 'queueName', 'queue'] })
     },
     { weight: 2, arbitrary: fc.record({ op: fc.constant('record' as const), r: anyRecord }) }
 );
@@ -392,10 +413,11 @@ describe('damaged blocks', () => {
     it('writes compact records while string ids fit 16 bits, and the general ones after: both decode the same', () => {
         const script: Op[] = [{ op: 'wall', w: 5 }];
         const span = (i: number): Op => ({ op: 'child', cat: 1, name: 'delay', id: 10 + i, parent: 1, subject: 'Customer#', serial: i, loc: { file: 'a.twin', line: 2, column: 3 }, start: i, end: i + 1 });
-        script.push(span(0), { op: 'entity', name: 'Customer', id: 1, subject: 'Customer#', serial: 7, start: 0, end: 1, wallStart: 2 }, { op: 'counter', name: 'q', t: 1, value: 3 });
+        const served = (i: number): Op => ({ op: 'served', name: 'queue Teller', id: 20 + i, parent: 1, subject: 'Customer#', serial: i, start: 0, end: i + 1, busyName: 'Teller.busy', busy: 3, queueName: 'Teller.queue', queue: i });
+        script.push(span(0), served(0), { op: 'entity', name: 'Customer', id: 1, subject: 'Customer#', serial: 7, start: 0, end: 1, wallStart: 2 }, { op: 'counter', name: 'q', t: 1, value: 3 });
         // 70,000 more strings: past 65,535, every hot record takes the general layout.
         for (let i = 0; i < 70_000; i++) script.push({ op: 'counter', name: `c${i}`, t: 2, value: i });
-        script.push(span(1), { op: 'entity', name: 'Customer', id: 2, subject: 'Customer#', serial: 8, start: 0, end: 3, wallStart: 2 }, { op: 'counter', name: 'q', t: 4, value: 5 });
+        script.push(span(1), served(1), { op: 'entity', name: 'Customer', id: 2, subject: 'Customer#', serial: 8, start: 0, end: 3, wallStart: 2 }, { op: 'counter', name: 'q', t: 4, value: 5 });
         const { blocks, records } = encodeAll(script, 256 * 1024);
         const decoder = new TraceDecoder();
         const decoded: TraceRecord[] = [];
@@ -405,12 +427,12 @@ describe('damaged blocks', () => {
             for (let p = BLOCK_HEAD; p < b.length;) {
                 ops.add(b[p]);
                 const dv = new DataView(b.buffer, b.byteOffset);
-                const size: Record<number, number> = { [OP_STRING]: 5 + dv.getUint32(p + 1, true), [OP_WALL]: 9, [OP_TIME]: 9, [OP_COUNTER16]: 11, [OP_COUNTER]: 21, [OP_ENTITY]: 29, [OP_CHILD]: 28, [OP_SPAN]: (b[p + 1] & 0x80) !== 0 ? 50 : 42 };
+                const size: Record<number, number> = { [OP_STRING]: 5 + dv.getUint32(p + 1, true), [OP_WALL]: 9, [OP_TIME]: 9, [OP_COUNTER16]: 11, [OP_COUNTER]: 21, [OP_ENTITY]: 29, [OP_CHILD]: 28, [OP_SERVED]: 45, [OP_SPAN]: (b[p + 1] & 0x80) !== 0 ? 50 : 42 };
                 p += size[b[p]];
             }
         }
         expect(decoded).toEqual(records);
-        for (const o of [OP_CHILD, OP_ENTITY, OP_COUNTER16, OP_TIME, OP_SPAN, OP_COUNTER]) expect(ops.has(o), String(o)).toBe(true);
+        for (const o of [OP_CHILD, OP_ENTITY, OP_SERVED, OP_COUNTER16, OP_TIME, OP_SPAN, OP_COUNTER]) expect(ops.has(o), String(o)).toBe(true);
     });
 
     it('a span of an unknown category', () => {
