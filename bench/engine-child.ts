@@ -46,11 +46,12 @@ async function des(n: number, mode: string | undefined): Promise<void> {
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const cpu = process.cpuUsage(cpu0);
     const records = trace?.count ?? 0;
+    const bytes = fd >= 0 ? fs.fstatSync(fd).size : 0;
     if (fd >= 0) { fs.closeSync(fd); if (!process.env.TRACE_FILE) fs.rmSync(file); }
     if (r.entities !== n) throw new Error(`expected ${n} customers, got ${r.entities}`);
     console.log('RESULT ' + JSON.stringify({
         bench: 'engine_des', N: n, seconds: s, customers_per_s: n / s, customers_per_cpu_s: n / ((cpu.user + cpu.system) / 1e6), events: r.events, events_per_s: r.events / s,
-        mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS, trace_records: records
+        mean_wait_min: r.kpis.wait, maxrss_kb: process.resourceUsage().maxRSS, trace_records: records, trace_bytes: bytes
     }));
 }
 

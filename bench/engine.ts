@@ -91,7 +91,7 @@ async function main(): Promise<void> {
     console.log(`\nTracing (bank, ${fmt(tn)} customers, ${fmt(Number(on.trace_records) / tn, 1)} records a customer; best of 3)`);
     console.log(`  off              ${fmt(offRate).padStart(12)} customers/s`);
     console.log(`  encoded          ${fmt(onRate).padStart(12)} customers/s   ${fmt((100 * onRate) / offRate, 1)}% of off`);
-    console.log(`  to a file        ${fmt(fileRate).padStart(12)} customers/s   ${fmt((100 * fileRate) / offRate, 1)}% of off`);
+    console.log(`  to a file        ${fmt(fileRate).padStart(12)} customers/s   ${fmt((100 * fileRate) / offRate, 1)}% of off   ${fmt(Number(file.trace_bytes) / tn)} bytes a customer`);
 
     console.log('\nSD (epidemic, SIR, RK4, dt = 0.01 d, 1,000,000 steps)');
     console.log(`  AIMatrix engine  ${fmt(steps).padStart(12)} steps/s (median of 5; first pass ${fmt(sir.cold_steps_per_s)})   (target ≥ 5,000,000)  ${steps >= 5e6 ? 'OK' : 'MISSED'}`);

@@ -12,6 +12,7 @@
  *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
  *  `--no-subscriber` runs step 4 with nobody subscribed, which tells what the stalled
  *  subscriber adds from what back-to-back runs in one process add; `--memory-only` runs step 4 alone.
+ *  BENCH_NODE_FLAGS (space-separated) go to the server's node, e.g. `--cpu-prof --cpu-prof-dir=DIR`.
  * Targets: live streaming to two subscribers costs at most 30% of the untraced speed;
  * the server stays under 200 MB with a stalled subscriber.
  */
