@@ -7,7 +7,7 @@
  *  ws clients in this process that parse every batch), sent at the server's default pace
  *  (`--subscriber-rate`, 20,000 records/s while the run is live); 3b. the same two unpaced
  *  (`maxRate: 0`: sent as fast as they read) — customers/s of each (wall time of the run, less
- *  the start-up of an empty run, best of 3), and records/s delivered to each subscriber;
+ *  the start-up of an empty run; best of BENCH_ROUNDS rounds, default 5, of the four in turn), and records/s delivered to each subscriber;
  *  4. a fresh server with one subscriber that stops reading (its socket paused) for
  *  --stall-seconds (default 60) while traced runs go on back to back: the server's peak RSS.
  *  `--no-subscriber` runs step 4 with nobody subscribed, which tells what the stalled
@@ -26,6 +26,8 @@ import { RunResults, RunStart, ServerShutdown, TraceSubscribe, type ParamsOf, ty
 const ROOT = path.resolve(__dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'aimatrix.cjs');
 const CUSTOMERS = Number(process.env.BENCH_CUSTOMERS ?? 300_000);
+/** Rounds of the four speed runs (off, to the file, live, unpaced): BENCH_ROUNDS, default 5. */
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const ARRIVALS_PER_H = 2.7 * 60;
 const stallArg = process.argv.indexOf('--stall-seconds');
 const STALL_S = stallArg > 0 ? Number(process.argv[stallArg + 1]) : 60;
@@ -185,26 +187,27 @@ async function speed(dir: string, hours: number): Promise<void> {
         };
         await emptyRun(); // warm the file cache
         const startup = Math.min(await emptyRun(), await emptyRun());
-        const best = async (trace: boolean, subscribers: number, long = false, maxRate?: number): Promise<Awaited<ReturnType<typeof run>>> => {
-            let best = await run(trace, subscribers, long, maxRate);
-            for (let i = 1; i < 3; i++) {
-                const next = await run(trace, subscribers, long, maxRate);
-                if (next.wallMs < best.wallMs) best = next;
-            }
-            return best;
-        };
-        // All three are the same run, ten times the stall runs' length: a short run measures the JIT's warm-up more than the engine.
-        const off = await best(false, 0, true);
-        const file = await best(true, 0, true);
-        const live = await best(true, 2, true);
-        // The same two subscribers sent all they can read (no pacing): what full-speed streaming costs on this machine.
-        const flood = await best(true, 2, true, 0);
+        // All four are the same run, ten times the stall runs' length (a short run measures the JIT's
+        // warm-up more than the engine), in ROUNDS rounds of the four in turn, so that the machine's
+        // drift (other load, its clock) falls on each alike; each figure is the best of its rounds.
+        type Result = Awaited<ReturnType<typeof run>>;
+        const rounds: Array<{ off: Result; file: Result; live: Result; flood: Result }> = [];
+        for (let i = 0; i < ROUNDS; i++) {
+            const off = await run(false, 0, true);
+            const file = await run(true, 0, true);
+            const live = await run(true, 2, true);
+            // The same two subscribers sent all they can read (no pacing): what full-speed streaming costs on this machine.
+            const flood = await run(true, 2, true, 0);
+            rounds.push({ off, file, live, flood });
+        }
+        const best = (key: 'off' | 'file' | 'live' | 'flood'): Result => rounds.map(r => r[key]).reduce((a, b) => (b.wallMs < a.wallMs ? b : a));
+        const off = best('off'), file = best('file'), live = best('live'), flood = best('flood');
         const rate = (r: { wallMs: number; customers: number }): number => r.customers / (Math.max(1, r.wallMs - startup) / 1000);
         const offRate = rate(off), fileRate = rate(file), liveRate = rate(live), floodRate = rate(flood);
         // CPU seconds do not depend on what else the machine runs: customers per CPU-second of the server (and of the subscribers) as well.
         const cpuText = (r: Awaited<ReturnType<typeof run>>): string => `CPU: server ${fmt(r.serverCpu, 2)} s (event loop ${fmt(r.mainCpu, 2)} s)${r.subs.length ? `, subscribers ${fmt(r.clientCpu, 2)} s` : ''}` +
             ` = ${fmt(r.customers / (r.serverCpu + (r.subs.length ? r.clientCpu : 0)))} customers/CPU-s`;
-        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of 3`);
+        console.log(`Customers/s (run wall time less ${fmt(startup)} ms of start-up: workers, parse, compile); best of ${ROUNDS} rounds`);
         console.log(`  tracing off                 ${fmt(offRate).padStart(12)}   ${fmt(off.wallMs).padStart(7)} ms            ${cpuText(off)}`);
         console.log(`  tracing to the run's file   ${fmt(fileRate).padStart(12)}   ${fmt(file.wallMs).padStart(7)} ms  ${fmt((100 * fileRate) / offRate, 1).padStart(5)}% of off  ${cpuText(file)}`);
         console.log(`  tracing, 2 live subscribers ${fmt(liveRate).padStart(12)}   ${fmt(live.wallMs).padStart(7)} ms  ${fmt((100 * liveRate) / offRate, 1).padStart(5)}% of off  ${cpuText(live)}`);
@@ -215,6 +218,9 @@ async function speed(dir: string, hours: number): Promise<void> {
         perSubscriber(live);
         console.log(`  the same, unpaced (maxRate 0) ${fmt(floodRate).padStart(10)}   ${fmt(flood.wallMs).padStart(7)} ms  ${fmt((100 * floodRate) / offRate, 1).padStart(5)}% of off  ${cpuText(flood)}`);
         perSubscriber(flood);
+        // Each round's own ratios (its live run against its untraced run): how much the figures above move from round to round.
+        const perRound = (key: 'file' | 'live'): string => rounds.map(r => fmt((100 * rate(r[key])) / rate(r.off), 1)).join(', ');
+        console.log(`  each round, % of that round's off: to the file ${perRound('file')}; live ${perRound('live')}`);
         const cost = 1 - liveRate / offRate;
         console.log(`  cost of live streaming to 2 subscribers: ${fmt(100 * cost, 1)}% of untraced speed (target ≤ 30%)  ${cost <= 0.3 ? 'PASS' : 'MISS'}`);
     } finally {
