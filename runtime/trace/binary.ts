@@ -615,6 +615,11 @@ export class TraceDecoder {
         return s;
     }
 
+    /** A span's subject: string `id`, with `serial` appended unless it is NONE. */
+    private subject(id: number, serial: number, p: number): string {
+        return serial === NONE ? this.str(id, p) : this.str(id, p) + serial;
+    }
+
     /** The location in string `id`, for the span at byte `p`. */
     private location(id: number, p: number): SourceLocation {
         let loc = this.locs.get(id);
@@ -650,7 +655,7 @@ export class TraceDecoder {
             r.end = this.time(p);
             r.wallStart = wall;
             r.wallEnd = wall;
-            if (subject !== 0xffff) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
             return r as SpanRecord;
         }
         if (op === OP_COUNTER16) {
@@ -671,7 +676,7 @@ export class TraceDecoder {
             r.end = this.time(p);
             r.wallStart = wall;
             r.wallEnd = wall;
-            if (subject !== 0xffff) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
             if (loc !== 0xffff) r.loc = this.location(loc, p);
             return r as SpanRecord;
         }
@@ -685,7 +690,7 @@ export class TraceDecoder {
             r.end = this.time(p);
             r.wallStart = dv.getFloat64(p + 21, true);
             r.wallEnd = this.wall(p);
-            if (subject !== 0xffff) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
             return r as SpanRecord;
         }
         if (op === OP_COUNTER) {
@@ -707,7 +712,7 @@ export class TraceDecoder {
             r.end = dv.getFloat64(p + 34, true);
             r.wallStart = (flags & OWN_START) !== 0 ? dv.getFloat64(p + 42, true) : wallEnd;
             r.wallEnd = wallEnd;
-            if (subject !== NONE) r.subject = serial === NONE ? this.str(subject, p) : this.str(subject, p) + serial;
+            if (subject !== NONE) r.subject = this.subject(subject, serial, p);
             if (loc !== NONE) r.loc = this.location(loc, p);
             return r as SpanRecord;
         }
