@@ -15,6 +15,8 @@ export function collectGarbage(): void {
     if (gc === undefined) {
         setFlagsFromString('--expose-gc');
         gc = runInNewContext('gc') as () => void;
+        // Only that context gets it: contexts and workers made later do not see a global `gc`.
+        setFlagsFromString('--no-expose-gc');
     }
     gc();
 }

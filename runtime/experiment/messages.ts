@@ -40,8 +40,7 @@ export type ToWorker =
     | { readonly type: 'init'; readonly run: number; readonly init: WorkerInit }
     | { readonly type: 'job'; readonly job: Job }
     /** The run is over: the worker drops its model and waits for the next `init`. */
-    | { readonly type: 'end' }
-    | { readonly type: 'close' };
+    | { readonly type: 'end' };
 
 export interface KpiUnit {
     readonly name: string;

@@ -177,10 +177,9 @@ export function startWorker(load: ModelLoader): void {
                 }
                 break;
             case 'end':
-                turn = turn.then(end);
-                break;
-            case 'close':
-                port.close();
+                // A failure to close the run's models (an ONNX session that will not release) must not
+                // stop this worker from serving the next run: that run's init comes after it in turn.
+                turn = turn.then(end).catch(() => undefined);
                 break;
         }
     });

@@ -93,11 +93,13 @@ export abstract class TraceTail {
      * `trace.end` saying why.
      */
     protected readSafely(): boolean {
+        const before = this.count;
         try {
             return this.poll();
         } catch (error) {
             this.damaged ??= `cannot read ${this.file}: ${error instanceof Error ? error.message : String(error)}`;
-            return false;
+            // The blocks indexed before the failing read are records all the same: subscribers are woken for them.
+            return this.count > before;
         }
     }
 
@@ -277,7 +279,7 @@ export class JsonlTraceTail extends TraceTail {
     }
 
     poll(): boolean {
-        if (this.fd === undefined) return false;
+        if (this.fd === undefined || this.damaged !== undefined) return false;
         const before = this.count;
         for (;;) {
             const n = fs.readSync(this.fd, scratch, 0, SCAN_CHUNK, this.scanned);
@@ -373,7 +375,16 @@ export class JsonlTraceTail extends TraceTail {
 
     batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
         if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
-        const { text, lines } = this.read(this.offsetOf(seq), maxChars);
+        let read;
+        try {
+            read = this.read(this.offsetOf(seq), maxChars);
+        } catch (error) {
+            // The file cannot be read any more (an I/O error): the trace ends here for every subscriber.
+            this.damaged ??= `cannot read ${this.file}: ${error instanceof Error ? error.message : String(error)}`;
+            this.count = seq;
+            return { text: '', count: 0 };
+        }
+        const { text, lines } = read;
         if (lines <= maxRecords) return { text: text.replace(/\n/g, ','), count: lines };
         const parts = text.split('\n', maxRecords);
         return { text: parts.join(','), count: parts.length };
@@ -424,7 +435,7 @@ export class TraceSubscription {
     /** Records it may be sent now while the run is live (a token bucket filled at maxRate), and when it was last filled. */
     private allowance: number;
     private filledAt = performance.now();
-    /** A paced subscriber is sent no batch smaller than this (a pace's worth, 10 ms): not a frame per few records. */
+    /** A paced subscriber is sent no batch smaller than this (a pace's worth, PACE_MS): not a frame per few records. */
     private readonly minBatch: number;
     /** The most it may be sent at once, after a quiet spell. */
     private readonly burst: number;

@@ -90,14 +90,8 @@ export interface TraceBlockSink {
     readonly enabled: boolean;
     /** Tells a TraceSink from a block sink. */
     readonly blocks: true;
-    /**
-     * One whole block (head and body); the bytes are the encoder's and valid only during the
-     * call. A sink that owns the memory blocks are written into (a ring shared with a writer
-     * thread) returns the buffer for the next block; otherwise the encoder reuses its own.
-     */
-    block(bytes: Uint8Array): Uint8Array | void;
-    /** The buffer for the first block, when the sink owns the memory (see `block`). */
-    firstBuffer?(): Uint8Array;
+    /** One whole block (head and body); the bytes are the encoder's, valid only during the call (the encoder reuses them). */
+    block(bytes: Uint8Array): void;
 }
 
 export interface EncoderOptions {
@@ -145,7 +139,7 @@ export class TraceEncoder {
     private home: Uint8Array | undefined;
 
     constructor(private readonly sink: TraceBlockSink, options: EncoderOptions = {}) {
-        this.u8 = sink.firstBuffer?.() ?? new Uint8Array(Math.max(4096, options.blockBytes ?? 256 * 1024));
+        this.u8 = new Uint8Array(Math.max(4096, options.blockBytes ?? 256 * 1024));
         this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);
         this.flushMs = options.flushMs ?? 100;
         this.now = options.now ?? (() => performance.now());
@@ -399,11 +393,8 @@ export class TraceEncoder {
         this.wallDue = true;
         this.timeNow = NaN;
         this.limit = -1;
-        const next = this.sink.block(bytes);
-        if (next) {
-            this.u8 = next;
-            this.dv = new DataView(next.buffer, next.byteOffset, next.byteLength);
-        } else if (this.home !== undefined) {
+        this.sink.block(bytes);
+        if (this.home !== undefined) {
             // The block of a large record is out: back to the sink's own buffer.
             this.u8 = this.home;
             this.dv = new DataView(this.u8.buffer, this.u8.byteOffset, this.u8.byteLength);

@@ -8,6 +8,7 @@
  * subscriber past its buffer gets one gap notice and then the records after it.
  */
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -256,6 +257,42 @@ describe('TraceTail of a binary trace', () => {
         expect(tail.damaged).toMatch(/^cannot read .*trace\.aimtrace: EISDIR/);
         tail.end('completed');
         expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: 0, damaged: expect.stringMatching(/EISDIR/) } });
+        tail.close();
+    });
+
+    it('sends the blocks a poll indexed before a read of it failed, while the run goes on', async () => {
+        const file = binaryTrace(0);
+        const tail = openTraceTail('r', file, 5) as BinaryTraceTail;
+        const socket = new StalledSocket();
+        tail.add(new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined));
+        // Three blocks of about 140 records appear at once; the poll's third read (the third block's head) fails.
+        const fd = fs.openSync(file, 'a');
+        try {
+            encode(new TraceEncoder(new BlockFileWriter(fd), { blockBytes: 4096 }), 0, 400);
+        } finally {
+            fs.closeSync(fd);
+        }
+        const cjs = createRequire(__filename)('node:fs') as typeof fs;
+        const readSync = cjs.readSync;
+        let reads = 0;
+        cjs.readSync = ((...args: Parameters<typeof fs.readSync>) => {
+            if (++reads === 3) throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+            return readSync(...args);
+        }) as typeof fs.readSync;
+        syncBuiltinESMExports();
+        try {
+            await vi.waitFor(() => expect(reads).toBeGreaterThanOrEqual(3), { timeout: 1000, interval: 5 });
+        } finally {
+            cjs.readSync = readSync;
+            syncBuiltinESMExports();
+        }
+        expect(tail.damaged).toMatch(/cannot read .*EIO/);
+        // The run has not ended: what was indexed before the failure is sent now, not at the end.
+        const indexed = tail.count;
+        expect(indexed).toBeGreaterThan(0);
+        await vi.waitFor(() => expect(socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!)).toHaveLength(indexed), { timeout: 1000, interval: 5 });
+        tail.end('completed');
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: indexed, damaged: expect.stringMatching(/EIO/) } });
         tail.close();
     });
 
