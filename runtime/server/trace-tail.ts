@@ -40,8 +40,38 @@ export abstract class TraceTail {
     private timer: NodeJS.Timeout | undefined;
     /** Why the trace ends before the file does: a damaged block, or the file could not be read. Records before it are kept. */
     damaged: string | undefined;
+    /**
+     * The file, open while the run is live; once it has ended, only during a read. A subscriber
+     * that stops reading keeps the tail of every run it subscribed to: held open, those were a
+     * descriptor each (a server would run out of them after about a thousand such runs) and kept
+     * the disk space of traces whose runs were deleted.
+     */
+    protected fd: number | undefined;
+    private closed = false;
 
     constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {}
+
+    /** The open file, for a read (an ended run's is opened again). */
+    protected open(): number {
+        this.fd ??= fs.openSync(this.file, 'r');
+        return this.fd;
+    }
+
+    /** After a read: an ended run's file is let go. */
+    protected letGo(): void {
+        if (this.ended && this.fd !== undefined) this.closeFd();
+    }
+
+    private closeFd(): void {
+        const fd = this.fd;
+        this.fd = undefined;
+        if (fd !== undefined) fs.closeSync(fd);
+    }
+
+    /** Closed by `close`: it reads nothing more. */
+    protected get isClosed(): boolean {
+        return this.closed;
+    }
 
     /** Looks at what was appended since the last call; true when new records appeared. */
     abstract poll(): boolean;
@@ -49,7 +79,11 @@ export abstract class TraceTail {
     /** Records from `seq` (below `count`) on, as JSON: at most `maxRecords`, and none more once the text has about `maxChars` characters (at least one). */
     abstract batch(seq: number, maxRecords: number, maxChars: number): RecordBatch;
 
-    protected abstract closeFile(): void;
+    /** Closes the file for good. */
+    protected closeFile(): void {
+        this.closed = true;
+        this.closeFd();
+    }
 
     get isEnded(): boolean {
         return this.ended;
@@ -100,6 +134,8 @@ export abstract class TraceTail {
             this.damaged ??= `cannot read ${this.file}: ${error instanceof Error ? error.message : String(error)}`;
             // The blocks indexed before the failing read are records all the same: subscribers are woken for them.
             return this.count > before;
+        } finally {
+            this.letGo();
         }
     }
 
@@ -109,6 +145,8 @@ export abstract class TraceTail {
         this.readSafely();
         this.ended = true;
         this.endState = state;
+        // Its index is all a stored run's tail keeps: the file is opened again for each read.
+        this.letGo();
         if (this.timer) clearInterval(this.timer);
         this.timer = undefined;
         for (const s of this.subscriptions) s.pump();
@@ -151,7 +189,6 @@ let bodyBlock = -1;
 let tails = 0;
 
 export class BinaryTraceTail extends TraceTail {
-    private fd: number | undefined;
     /** This tail's number, for the shared body buffer. */
     private readonly serial = ++tails;
     /** Where the next block starts; -1 until the header is complete. */
@@ -170,8 +207,8 @@ export class BinaryTraceTail extends TraceTail {
     }
 
     poll(): boolean {
-        const fd = this.fd;
-        if (fd === undefined || this.damaged !== undefined) return false;
+        if (this.isClosed || this.damaged !== undefined) return false;
+        const fd = this.open();
         if (this.scanned < 0) {
             try {
                 this.scanned = readTraceHeader(fd, this.file).bytes;
@@ -211,7 +248,7 @@ export class BinaryTraceTail extends TraceTail {
     }
 
     batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
-        if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
+        if (seq >= this.count || this.isClosed) return { text: '', count: 0 };
         const k = this.blockOf(seq);
         try {
             const body = this.body(k, this.offsets[k], this.bodies[k]);
@@ -224,6 +261,8 @@ export class BinaryTraceTail extends TraceTail {
             this.count = this.firsts[k];
             for (const a of [this.offsets, this.bodies, this.firsts, this.counts]) a.length = k;
             return { text: '', count: 0 };
+        } finally {
+            this.letGo();
         }
     }
 
@@ -244,15 +283,14 @@ export class BinaryTraceTail extends TraceTail {
     private body(k: number, offset: number, bytes: number): Uint8Array {
         if (bodyOwner === this.serial && bodyBlock === k) return bodyBuffer.subarray(0, bytes);
         if (bodyBuffer.length < bytes) bodyBuffer = Buffer.allocUnsafe(bytes);
-        fs.readSync(this.fd!, bodyBuffer, 0, bytes, offset);
+        fs.readSync(this.open(), bodyBuffer, 0, bytes, offset);
         bodyOwner = this.serial;
         bodyBlock = k;
         return bodyBuffer.subarray(0, bytes);
     }
 
-    protected closeFile(): void {
-        if (this.fd !== undefined) fs.closeSync(this.fd);
-        this.fd = undefined;
+    protected override closeFile(): void {
+        super.closeFile();
         if (bodyOwner === this.serial) bodyOwner = 0;
     }
 }
@@ -271,7 +309,6 @@ export class JsonlTraceTail extends TraceTail {
     /** Where the records start (after the header line); -1 until the header is complete. */
     private recordsStart = -1;
     private readonly index: number[] = [];
-    private fd: number | undefined;
 
     constructor(runId: string, file: string, fd: number, pollMs: number) {
         super(runId, file, pollMs);
@@ -279,10 +316,11 @@ export class JsonlTraceTail extends TraceTail {
     }
 
     poll(): boolean {
-        if (this.fd === undefined || this.damaged !== undefined) return false;
+        if (this.isClosed || this.damaged !== undefined) return false;
+        const fd = this.open();
         const before = this.count;
         for (;;) {
-            const n = fs.readSync(this.fd, scratch, 0, SCAN_CHUNK, this.scanned);
+            const n = fs.readSync(fd, scratch, 0, SCAN_CHUNK, this.scanned);
             if (n <= 0) break;
             let lineStart = 0;
             let at = scratch.indexOf(NEWLINE, 0);
@@ -313,7 +351,7 @@ export class JsonlTraceTail extends TraceTail {
         let offset = this.scanned + SCAN_CHUNK;
         const buffer = seekBuffer;
         for (;;) {
-            const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
+            const n = fs.readSync(this.open(), buffer, 0, SCAN_CHUNK, offset);
             if (n <= 0) return;
             const at = buffer.indexOf(NEWLINE);
             if (at >= 0 && at < n) {
@@ -338,7 +376,7 @@ export class JsonlTraceTail extends TraceTail {
         let at = k * STRIDE;
         const buffer = seekBuffer;
         while (at < seq) {
-            const n = fs.readSync(this.fd!, buffer, 0, SCAN_CHUNK, offset);
+            const n = fs.readSync(this.open(), buffer, 0, SCAN_CHUNK, offset);
             let i = 0;
             while (at < seq) {
                 const nl = buffer.indexOf(NEWLINE, i);
@@ -358,13 +396,13 @@ export class JsonlTraceTail extends TraceTail {
         let length = end - offset;
         if (length <= 0) return { text: '', lines: 0, bytes: 0 };
         let buffer = Buffer.allocUnsafe(length);
-        fs.readSync(this.fd!, buffer, 0, length, offset);
+        fs.readSync(this.open(), buffer, 0, length, offset);
         let last = buffer.lastIndexOf(NEWLINE);
         if (last < 0) {
             // One line longer than max: read up to its end (the scan knows it is complete).
             length = this.scanned - offset;
             buffer = Buffer.allocUnsafe(length);
-            fs.readSync(this.fd!, buffer, 0, length, offset);
+            fs.readSync(this.open(), buffer, 0, length, offset);
             last = buffer.indexOf(NEWLINE);
         }
         const slice = buffer.subarray(0, last);
@@ -374,7 +412,7 @@ export class JsonlTraceTail extends TraceTail {
     }
 
     batch(seq: number, maxRecords: number, maxChars: number): RecordBatch {
-        if (seq >= this.count || this.fd === undefined) return { text: '', count: 0 };
+        if (seq >= this.count || this.isClosed) return { text: '', count: 0 };
         let read;
         try {
             read = this.read(this.offsetOf(seq), maxChars);
@@ -383,6 +421,8 @@ export class JsonlTraceTail extends TraceTail {
             this.damaged ??= `cannot read ${this.file}: ${error instanceof Error ? error.message : String(error)}`;
             this.count = seq;
             return { text: '', count: 0 };
+        } finally {
+            this.letGo();
         }
         const { text, lines } = read;
         if (lines <= maxRecords) return { text: text.replace(/\n/g, ','), count: lines };
@@ -390,10 +430,6 @@ export class JsonlTraceTail extends TraceTail {
         return { text: parts.join(','), count: parts.length };
     }
 
-    protected closeFile(): void {
-        if (this.fd !== undefined) fs.closeSync(this.fd);
-        this.fd = undefined;
-    }
 }
 
 /** Where a subscription sends: a WebSocket, seen through what backpressure needs. */

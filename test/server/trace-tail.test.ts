@@ -363,6 +363,31 @@ describe('TraceTail of a binary trace', () => {
         expect(socket.messages[socket.messages.length - 1].method).toBe('trace.end');
         tail.close();
     });
+
+    it.skipIf(!fs.existsSync('/proc/self/fd'))('holds no descriptor for an ended run, even for a subscriber that stopped reading: its file is opened for each read', () => {
+        const file = binaryTrace(3000);
+        const open = (): number => fs.readdirSync('/proc/self/fd').length;
+        const before = open();
+        const tails = Array.from({ length: 20 }, () => openTraceTail('r', file));
+        expect(open()).toBe(before + 20);
+        const sockets = tails.map(tail => {
+            tail.end('completed');
+            // A subscriber whose socket is full: it is sent nothing, and its subscription stays.
+            const socket = new StalledSocket();
+            socket.bufferedAmount = 1e9;
+            tail.add(new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1 << 20, batchBytes: 65_536, maxRate: 0 }, () => undefined));
+            return socket;
+        });
+        expect(tails.every(t => t.subscriberCount === 1)).toBe(true);
+        expect(open()).toBe(before);
+        // Read again, it is the same trace, and the file is let go after the read.
+        const reader = new StalledSocket();
+        tails[0].add(new TraceSubscription(tails[0], reader, 2990, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined));
+        expect(reader.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!)).toEqual(Array.from({ length: 10 }, (_, i) => counter(2990 + i)));
+        expect(open()).toBe(before);
+        expect(sockets.every(sk => sk.messages.length === 0)).toBe(true);
+        for (const tail of tails) tail.close();
+    });
 });
 
 describe('TraceTail of a legacy JSON Lines trace', () => {
