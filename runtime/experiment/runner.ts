@@ -315,11 +315,15 @@ export function runExperiment(options: RunnerOptions): RunHandle {
             }
             workerDied = true;
         };
-        const onExit = (): void => {
+        const onExit = (code: number): void => {
             if (finished) return;
             broken.add(worker);
+            const ready = current.has(worker);
             workers.delete(worker);
             current.delete(worker);
+            // The last worker gone, and none ever ready (a kept worker that stopped while idle, say): the
+            // run fails with that reason rather than with nothing run and no word why. Others go on without it.
+            if (workers.size === 0 && !ready && twin === undefined) loadError ??= `the experiment worker stopped (exit code ${code}) before it had loaded the model`;
             if (workers.size === 0) finish();
             else if (loadError === undefined) closeIfIdle();
         };

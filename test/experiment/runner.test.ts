@@ -134,6 +134,38 @@ describe('runExperiment', () => {
     });
 });
 
+describe('a worker that stops before it is ready', () => {
+    it('fails the run as a model that could not be loaded, saying so', async () => {
+        const dying = entry.replace(/\.cjs$/, '-dying.cjs');
+        fs.writeFileSync(dying, `require('node:worker_threads').parentPort.once('message', () => process.exit(3));`);
+        try {
+            await expect(runExperiment({ workerEntry: dying, source: {}, plan: plan([{}], 2), workers: 2 }).result)
+                .rejects.toThrow(new ModelLoadError('the experiment worker stopped (exit code 3) before it had loaded the model'));
+        } finally {
+            fs.rmSync(dying, { force: true });
+        }
+    });
+
+    it('leaves the run to the workers that did load: one stopping at its start loses nothing', async () => {
+        const marker = entry.replace(/\.cjs$/, '-marker');
+        const flaky = entry.replace(/\.cjs$/, '-flaky.cjs');
+        // The first worker to start stops at its init; the other is the usual fake worker.
+        fs.writeFileSync(flaky, [
+            `const fs = require('node:fs');`,
+            `try { fs.writeFileSync(${JSON.stringify(marker)}, '', { flag: 'wx' }); require('node:worker_threads').parentPort.once('message', () => process.exit(3)); }`,
+            `catch { require(${JSON.stringify(entry)}); }`
+        ].join('\n'));
+        try {
+            const r = await runExperiment({ workerEntry: flaky, source: { steps: 100 }, plan: plan([{}], 4), workers: 2 }).result;
+            expect(r.state).toBe('completed');
+            expect(r.outcomes.flat().map(o => o?.events)).toEqual([100, 100, 100, 100]);
+        } finally {
+            for (const f of [flaky, marker]) fs.rmSync(f, { force: true });
+            await endIdleWorkers();
+        }
+    });
+});
+
 describe('the traced replication', () => {
     it('writes its whole trace from its worker, in order, in many blocks, a record larger than a block included', async () => {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-runner-trace-'));
