@@ -49,7 +49,10 @@ export abstract class TraceTail {
     protected fd: number | undefined;
     private closed = false;
 
-    constructor(readonly runId: string, readonly file: string, private readonly pollMs = 20) {}
+    /** `fd`: the file, opened (by openTraceTail) to read its header. */
+    constructor(readonly runId: string, readonly file: string, fd: number, private readonly pollMs = 20) {
+        this.fd = fd;
+    }
 
     /** The open file, for a read (an ended run's is opened again). */
     protected open(): number {
@@ -201,11 +204,6 @@ export class BinaryTraceTail extends TraceTail {
     /** The strings of every block indexed so far; ids never change, so any block decodes with it. */
     private readonly decoder = new TraceDecoder();
 
-    constructor(runId: string, file: string, fd: number, pollMs: number) {
-        super(runId, file, pollMs);
-        this.fd = fd;
-    }
-
     poll(): boolean {
         if (this.isClosed || this.damaged !== undefined) return false;
         const fd = this.open();
@@ -309,11 +307,6 @@ export class JsonlTraceTail extends TraceTail {
     /** Where the records start (after the header line); -1 until the header is complete. */
     private recordsStart = -1;
     private readonly index: number[] = [];
-
-    constructor(runId: string, file: string, fd: number, pollMs: number) {
-        super(runId, file, pollMs);
-        this.fd = fd;
-    }
 
     poll(): boolean {
         if (this.isClosed || this.damaged !== undefined) return false;
