@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../protocol/index.js';
 import { BLOCK_HEAD, blockHead } from '../../runtime/trace/binary.js';
@@ -16,7 +16,7 @@ import { exportChrome } from '../../runtime/trace/chrome.js';
 import { readTrace as readStoredTrace } from '../../runtime/trace/read.js';
 import { JsonlTraceWriter, readTrace, TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type TraceHeader } from '../../runtime/trace/jsonl.js';
 import { createFakeModel } from '../experiment/fake-model.js';
-import { writeBinaryTrace } from './export-support.js';
+import { slowDestination, writeBinaryTrace } from './export-support.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-trace-')); });
@@ -135,21 +135,12 @@ describe('exportChrome', () => {
 
     it('waits for a slow destination instead of buffering the whole trace', async () => {
         const { file } = traceFile(3000);
-        let maxPending = 0;
-        let bytes = 0;
-        const slow = new Writable({
-            highWaterMark: 16 * 1024,
-            write(chunk: Buffer, _encoding, callback) {
-                maxPending = Math.max(maxPending, slow.writableLength);
-                bytes += chunk.length;
-                setImmediate(callback);
-            }
-        });
+        const { stream: slow, seen } = slowDestination(done => setImmediate(done));
         const stats = await exportChrome(file, slow, 'sim');
         expect(stats.records).toBeGreaterThan(6000);
-        expect(bytes).toBeGreaterThan(1_000_000);
+        expect(seen.bytes).toBeGreaterThan(1_000_000);
         // What waited in the stream's buffer stayed near its high-water mark, far below the output size.
-        expect(maxPending).toBeLessThan(64 * 1024);
+        expect(seen.maxPending).toBeLessThan(64 * 1024);
     });
 
     it('exports a binary trace to the same events as the same records in JSON Lines', async () => {

@@ -18,7 +18,7 @@ import { JsonlTraceWriter, TRACE_FORMAT, TRACE_VERSION, writeTraceHeader, type T
 import { createFakeModel } from '../experiment/fake-model.js';
 import { BIN, workspace } from '../server/support.js';
 import { ensureBuilt } from '../support/build.js';
-import { writeBinaryTrace } from './export-support.js';
+import { slowDestination, writeBinaryTrace } from './export-support.js';
 
 let dir: string;
 beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aimatrix-export-')); });
@@ -153,21 +153,12 @@ describe('aimatrix trace export --format jsonl', () => {
 
     it('waits for a slow standard output instead of buffering the whole trace', async () => {
         const { runId } = storedRun(3000, 'trace.aimtrace');
-        let maxPending = 0;
-        let bytes = 0;
-        const slow = new Writable({
-            highWaterMark: 16 * 1024,
-            write(chunk: Buffer, _encoding, callback) {
-                maxPending = Math.max(maxPending, slow.writableLength);
-                bytes += chunk.length;
-                setTimeout(callback, 5);
-            }
-        });
+        const { stream: slow, seen } = slowDestination(done => setTimeout(done, 5));
         const r = await command(runId, {}, slow);
         expect(r.code, r.stderr).toBe(0);
-        expect(bytes).toBeGreaterThan(1_000_000);
+        expect(seen.bytes).toBeGreaterThan(1_000_000);
         // At most one chunk (64 KiB of lines and the line that passed it) waited in the stream's buffer.
-        expect(maxPending).toBeLessThan(160 * 1024);
+        expect(seen.maxPending).toBeLessThan(160 * 1024);
     });
 });
 

@@ -6,6 +6,7 @@
  * blocks use strings of earlier ones.
  */
 import * as fs from 'node:fs';
+import { Writable } from 'node:stream';
 import type { TraceRecord } from '../../protocol/index.js';
 import { CATEGORIES, NONE, TraceEncoder } from '../../runtime/trace/binary.js';
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
@@ -38,4 +39,21 @@ export function writeBinaryTrace(file: string, header: TraceHeader, records: rea
     } finally {
         fs.closeSync(fd);
     }
+}
+
+/**
+ * A destination slower than the exporter (each chunk taken after `later` calls back, with a 16 KiB
+ * high-water mark), and what it saw: the bytes written, and the most that ever waited in its buffer.
+ */
+export function slowDestination(later: (done: () => void) => void): { stream: Writable; seen: { bytes: number; maxPending: number } } {
+    const seen = { bytes: 0, maxPending: 0 };
+    const stream = new Writable({
+        highWaterMark: 16 * 1024,
+        write(chunk: Buffer, _encoding, callback) {
+            seen.maxPending = Math.max(seen.maxPending, stream.writableLength);
+            seen.bytes += chunk.length;
+            later(() => callback());
+        }
+    });
+    return { stream, seen };
 }
