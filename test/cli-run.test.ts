@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunStore } from '../runtime/store/run-store.js';
-import { readTrace } from '../runtime/trace/read.js';
+import { BINARY_TRACE_VERSION, readTrace } from '../runtime/trace/read.js';
 import type { TraceRecord } from '../protocol/index.js';
 import { ensureBuilt, ROOT } from './support/build.js';
 
@@ -298,7 +298,7 @@ describe('aimatrix run --trace, then trace export --format chrome', () => {
         const stored = readTrace(new RunStore(dir).file(runId, 'trace.aimtrace'));
         const storedRecords: TraceRecord[] = [];
         for await (const { record } of stored.from(0)) storedRecords.push(record);
-        expect(stored.header).toEqual({ ...lines[0], version: 3, encoding: 'binary' });
+        expect(stored.header).toEqual({ ...lines[0], version: BINARY_TRACE_VERSION, encoding: 'binary' });
         expect(storedRecords).toEqual(records);
 
         const exported = await aimatrix(['trace', 'export', runId.slice(0, 22), '--format', 'chrome', '--out', 'shop.chrome.json'], dir);

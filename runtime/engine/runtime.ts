@@ -328,6 +328,8 @@ export class Replication {
     /** The wall clock at the last reading (every WALL_EVERY + 1 events): what hot records carry. */
     private wallNow = 0;
     private nextId = 1;
+    /** Traced: the entity whose step ended at this event, its span not yet recorded (-1: none). */
+    private stepDue = -1;
     /** The trace's strings and their ids (undefined when not tracing). */
     private readonly tn: TraceNames | undefined;
     private readonly ids: TraceIds | undefined;
@@ -547,8 +549,15 @@ export class Replication {
                 case EV_ARRIVAL: this.arrival(heap.topA); break;
                 case EV_RESUME: {
                     const e = heap.topA;
-                    if (this.tr) this.traceStep(e);
-                    this.runEntity(e);
+                    if (tr) {
+                        // The step's span is recorded once the entity has run on to its next delay (there), a wait
+                        // (here) or its end (with its own span, in one record).
+                        this.stepDue = e;
+                        this.runEntity(e);
+                        if (this.stepDue >= 0) this.traceStep();
+                    } else {
+                        this.runEntity(e);
+                    }
                     break;
                 }
                 case EV_SD:
@@ -712,7 +721,15 @@ export class Replication {
         }
         if (this.tr) {
             const type = this.eType[e];
-            this.enc!.entitySpan(this.ids!.entity[type], this.eSpan[e], this.ids!.entityPrefix[type], this.eSerial[e], this.eBorn[e], this.now, this.eWallBorn[e]);
+            const ids = this.ids!;
+            if (this.stepDue === e) {
+                // It leaves as its step ends: both spans in one record.
+                this.stepDue = -1;
+                this.enc!.entityStep(ids.entity[type], this.eSpan[e], ids.entityPrefix[type], this.eSerial[e], this.eBorn[e], this.now, this.eWallBorn[e],
+                    ids.delay, this.nextId++, this.stepLoc(e), this.eStepStart[e]);
+            } else {
+                this.enc!.entitySpan(ids.entity[type], this.eSpan[e], ids.entityPrefix[type], this.eSerial[e], this.eBorn[e], this.now, this.eWallBorn[e]);
+            }
         }
         if (this.freeN === this.free.length) { const f = new Int32Array(this.free.length * 2 + 16); f.set(this.free); this.free = f; }
         this.free[this.freeN++] = e;
@@ -799,6 +816,8 @@ export class Replication {
                     if (!(d >= 0)) this.fail(ins.site, `negative or invalid delay ${d} s`);
                     this.ePc[e] = pc + 1;
                     if (this.tr) {
+                        // The step that ended at this event is recorded before its start and site give way to this one's.
+                        if (this.stepDue === e) this.traceStep();
                         this.eStepStart[e] = now;
                         this.eStepSite[e] = ins.site;
                     }
@@ -1433,6 +1452,8 @@ export class Replication {
     }
 
     fail(site: number, message: string): never {
+        // The step that ended at this event, before the error that followed it.
+        if (this.stepDue >= 0) this.traceStep();
         const loc: SourceLocation | undefined = this.program.sites[site];
         const time = this.inSD ? this.sdT : this.now;
         this.inSD = false;
@@ -1450,13 +1471,21 @@ export class Replication {
         this.enc!.counter(name, this.now, value);
     }
 
-    private traceStep(e: number): void {
+    /** The span of the step that ended for the entity resumed at this event (`stepDue`), which did not leave with it. */
+    private traceStep(): void {
+        const e = this.stepDue;
+        this.stepDue = -1;
+        const ids = this.ids!;
+        this.enc!.childSpan(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], this.stepLoc(e),
+            this.eStepStart[e], this.now);
+    }
+
+    /** The string id of the location of entity e's step (its delay). */
+    private stepLoc(e: number): number {
         const ids = this.ids!;
         const site = this.eStepSite[e];
-        let loc = ids.sites[site];
-        if (loc < 0) loc = ids.sites[site] = this.enc!.loc(this.tn!.sites[site]);
-        this.enc!.childSpan(CAT_STEP, ids.delay, this.nextId++, this.eSpan[e], ids.entityPrefix[this.eType[e]], this.eSerial[e], loc,
-            this.eStepStart[e], this.now);
+        const loc = ids.sites[site];
+        return loc >= 0 ? loc : (ids.sites[site] = this.enc!.loc(this.tn!.sites[site]));
     }
 
     /** Reads the wall clock for the hot records that follow. */

@@ -229,7 +229,8 @@ export class BinaryTraceTail extends TraceTail {
             const k = this.offsets.length;
             if (info.strings > 0) {
                 try {
-                    this.decoder.skip(this.body(k, this.scanned + BLOCK_HEAD, info.bodyBytes));
+                    const held = this.decoder.skip(this.body(k, this.scanned + BLOCK_HEAD, info.bodyBytes));
+                    if (held !== info.records) throw new BlockFormatError(`its head says ${info.records} records, its body holds ${held}`);
                 } catch (error) {
                     this.damaged = `block at byte ${this.scanned}: ${(error as Error).message}`;
                     break;

@@ -13,12 +13,13 @@ import { TRACE_FORMAT, TraceFormatError, TraceReader as JsonlTraceReader, type S
 export { TraceFormatError, type SequencedRecord, type TraceHeader } from './jsonl.js';
 
 /**
- * The binary encoding's header version: 3 since the compact operations (TIME, and counters and
- * spans that take the time from it, with 16-bit string ids). Version 2 files hold only
- * operations that version 3 keeps, so both read the same way.
+ * The binary encoding's header version: 4 since the aligned operations (binary.ts), 3 with the
+ * unaligned compact ones (TIME, and counters and spans that take the time from it, with 16-bit
+ * string ids), 2 with only the general ones. The decoder takes every operation of every version,
+ * so all three read the same way.
  */
-export const BINARY_TRACE_VERSION = 3;
-const BINARY_VERSIONS_READ: readonly unknown[] = [2, 3];
+export const BINARY_TRACE_VERSION = 4;
+const BINARY_VERSIONS_READ: readonly unknown[] = [2, 3, 4];
 
 /** The header of a new binary trace file: the header line alone (blocks are appended after it). */
 export function writeBinaryTraceHeader(file: string, header: Omit<TraceHeader, 'version' | 'encoding'>): void {
@@ -61,7 +62,7 @@ function parseHeader(text: string, file: string): TraceHeader {
     if (typeof h !== 'object' || h === null || h.kind !== 'header') throw new TraceFormatError(file, 1, 'the first line must be the header');
     if (h.format !== TRACE_FORMAT) throw new TraceFormatError(file, 1, 'not an AIMatrix trace');
     if (h.encoding === 'binary' && !BINARY_VERSIONS_READ.includes(h.version)) {
-        throw new TraceFormatError(file, 1, `binary trace version ${String(h.version)} is not one this reader knows (${BINARY_VERSIONS_READ.join(' or ')})`);
+        throw new TraceFormatError(file, 1, `binary trace version ${String(h.version)} is not one this reader knows (${BINARY_VERSIONS_READ.slice(0, -1).join(', ')} or ${String(BINARY_VERSIONS_READ.at(-1))})`);
     }
     return h as TraceHeader;
 }
@@ -164,7 +165,9 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
                     this.truncated = true;
                     break;
                 }
-                const skipAll = this.records + info.records <= skip;
+                // (From 0, nothing is skipped: a block whose head says it has no records is read, and
+                // damage there found, like anywhere else.)
+                const skipAll = this.records < skip && this.records + info.records <= skip;
                 // Nothing wanted and nothing to learn: the block is passed over unread.
                 if (!skipAll || info.strings > 0) {
                     if (body.length < info.bodyBytes) body = Buffer.allocUnsafe(info.bodyBytes);
@@ -175,8 +178,10 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
                     }
                     const bytes = body.subarray(0, info.bodyBytes);
                     try {
-                        if (skipAll) decoder.skip(bytes);
-                        else {
+                        if (skipAll) {
+                            const held = decoder.skip(bytes);
+                            if (held !== info.records) throw new BlockFormatError(`its head says ${info.records} records, its body holds ${held}`);
+                        } else {
                             const from = Math.max(0, skip - this.records);
                             decoder.decode(bytes, r => { out.push(r); }, from);
                             // The head's count numbers every record after this block: it must be the body's.

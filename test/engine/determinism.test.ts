@@ -118,4 +118,46 @@ describe('tracing', () => {
         // Tracing does not change the results.
         expect(m.runReplication({ ...spec, horizon: 3600 }).kpis).toEqual(r.kpis);
     });
+
+    it("records every step once, the entity's child, before the entity's own span: whether it leaves as the step ends, goes on, or fails", async () => {
+        const m = await compile(`twin T {
+  resource Desk capacity 1
+  entity Job
+  source S creates Job every 1 min limit 20 into P
+  process P for Job {
+    delay 10 s
+    seize Desk
+    delay 20 s
+    release Desk
+  }
+}`);
+        const records: TraceRecord[] = [];
+        m.runReplication({ seed: 1, replication: 0, horizon: Infinity, warmup: 0, trace: { enabled: true, record: x => { records.push(x); } } });
+        const spans = records.filter(x => x.kind === 'span');
+        const entities = spans.filter(s => s.cat === 'entity');
+        expect(entities.length).toBe(20);
+        for (const job of entities) {
+            const steps = spans.filter(s => s.cat === 'step' && s.parent === job.id);
+            // The 10 s step, after which it seizes the desk; the 20 s one, after which it leaves.
+            expect(steps.map(s => [s.end - s.start, s.subject, s.loc?.line])).toEqual([[10, job.subject, 6], [20, job.subject, 8]]);
+            expect(steps[1].end).toBe(job.end);
+            for (const step of steps) expect(spans.indexOf(step)).toBeLessThan(spans.indexOf(job));
+        }
+        expect(new Set(spans.map(s => s.id)).size).toBe(spans.length);
+
+        // A step that ended just before an error is in the trace, before the error.
+        const failing = await compile(`twin T {
+  entity Job { attr d = -5 }
+  source S creates Job every 1 min limit 1 into P
+  process P for Job {
+    delay 10 s
+    delay d * 1 s
+  }
+}`);
+        const seen: TraceRecord[] = [];
+        expect(() => failing.runReplication({ seed: 1, replication: 0, horizon: Infinity, warmup: 0, trace: { enabled: true, record: x => { seen.push(x); } } }))
+            .toThrow(SimulationError);
+        const kinds = seen.map(x => x.kind === 'span' ? x.cat : x.kind === 'instant' ? x.name : x.kind);
+        expect(kinds.slice(-2)).toEqual(['step', 'error']);
+    });
 });

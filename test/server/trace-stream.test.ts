@@ -247,7 +247,7 @@ describe('live trace subscriptions', () => {
 
         const bytes = fs.readFileSync(traceFile(runId));
         const newline = bytes.indexOf(0x0a);
-        expect(JSON.parse(bytes.subarray(0, newline).toString('utf8'))).toMatchObject({ kind: 'header', format: 'aimatrix-trace', version: 3, encoding: 'binary', runId });
+        expect(JSON.parse(bytes.subarray(0, newline).toString('utf8'))).toMatchObject({ kind: 'header', format: 'aimatrix-trace', version: 4, encoding: 'binary', runId });
         // Blocks, not JSON lines, follow the header.
         expect(bytes.subarray(newline + 1, newline + 5).toString('latin1')).toBe(BLOCK_MAGIC);
         expect(fs.existsSync(path.join(dir, '.aimatrix', 'runs', runId, 'trace.jsonl'))).toBe(false);

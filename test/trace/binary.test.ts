@@ -1,5 +1,5 @@
 /**
- * The binary trace (format version 2, runtime/trace/binary.ts) and its readers: whatever the
+ * The binary trace (runtime/trace/binary.ts) and its readers: whatever the
  * encoder is given comes back from the decoder as the record JSON.stringify would have written
  * (fast-check, in 4 KiB blocks so that records span many blocks and strings are defined in
  * blocks before the ones that use them), and `json` makes exactly JSON.stringify of that record
@@ -15,8 +15,8 @@ import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { SourceLocation, SpanCategory, TraceRecord } from '../../protocol/index.js';
 import {
-    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_CHILD, OP_COUNTER, OP_COUNTER16, OP_ENTITY, OP_JSON, OP_SERVED, OP_SPAN,
-    OP_STRING, OP_TIME, OP_WALL, TraceDecoder, TraceEncoder
+    BLOCK_HEAD, BLOCK_MAGIC, BlockFormatError, blockHead, CATEGORIES, NONE, OP_CHILD, OP_CHILD8, OP_COUNT8, OP_COUNT8_AT, OP_COUNTER, OP_COUNTER16,
+    OP_COUNTER8, OP_ENTITY, OP_ENTITY8, OP_ENTITY_STEP8, OP_JSON, OP_PAD, OP_SERVED, OP_SERVED8, OP_SPAN, OP_STRING, OP_TIME, OP_TIME8, OP_WALL, TraceDecoder, TraceEncoder
 } from '../../runtime/trace/binary.js';
 import { BlockFileWriter } from '../../runtime/trace/block-file.js';
 import { writeJsonl } from '../../runtime/trace/convert.js';
@@ -47,6 +47,12 @@ type Op =
     | {
         readonly op: 'entity'; readonly name: string; readonly id: number; readonly subject?: string; readonly serial?: number;
         readonly start: number; readonly end: number; readonly wallStart: number;
+    }
+    /** An entity's span and its last step's (its child, with its subject; the step's wall clock the current one). */
+    | {
+        readonly op: 'entityStep'; readonly name: string; readonly id: number; readonly subject?: string; readonly serial?: number;
+        readonly start: number; readonly end: number; readonly wallStart: number;
+        readonly stepName: string; readonly stepId: number; readonly loc?: SourceLocation; readonly stepStart: number;
     }
     /** A step's or a queue's span inside an entity's, its wall clock the current one. */
     | {
@@ -87,6 +93,16 @@ function play(encoder: TraceEncoder, ops: readonly Op[]): TraceRecord[] {
                 kind: 'span', id: o.id, name: o.name, cat: 'entity', start: o.start, end: o.end, wallStart: o.wallStart, wallEnd: wall,
                 ...(o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {})
             });
+        } else if (o.op === 'entityStep') {
+            const subject = o.subject === undefined ? NONE : encoder.intern(o.subject);
+            encoder.entityStep(encoder.intern(o.name), o.id, subject, o.serial ?? NONE, o.start, o.end, o.wallStart,
+                encoder.intern(o.stepName), o.stepId, encoder.loc(o.loc), o.stepStart);
+            const who = o.subject !== undefined ? { subject: o.serial === undefined ? o.subject : o.subject + String(o.serial) } : {};
+            out.push({
+                kind: 'span', id: o.stepId, ...(o.id !== 0 ? { parent: o.id } : {}), name: o.stepName, cat: 'step', start: o.stepStart, end: o.end,
+                wallStart: wall, wallEnd: wall, ...who, ...(o.loc !== undefined ? { loc: o.loc } : {})
+            });
+            out.push({ kind: 'span', id: o.id, name: o.name, cat: 'entity', start: o.start, end: o.end, wallStart: o.wallStart, wallEnd: wall, ...who });
         } else if (o.op === 'child') {
             encoder.childSpan(o.cat, encoder.intern(o.name), o.id, o.parent, o.subject === undefined ? NONE : encoder.intern(o.subject),
                 o.serial ?? NONE, encoder.loc(o.loc), o.start, o.end);
@@ -182,6 +198,12 @@ const op: fc.Arbitrary<Op> = fc.oneof(
         weight: 4, arbitrary: fc.record({
             op: fc.constant('entity' as const), name, id: u32, subject: name, serial: u32, start: number, end: number, wallStart: number
         }, { requiredKeys: ['op', 'name', 'id', 'start', 'end', 'wallStart'] })
+    },
+    {
+        weight: 4, arbitrary: fc.record({
+            op: fc.constant('entityStep' as const), name, id: u32, subject: name, serial: u32, start: number, end: number, wallStart: number,
+            stepName: name, stepId: u32, loc, stepStart: number
+        }, { requiredKeys: ['op', 'name', 'id', 'start', 'end', 'wallStart', 'stepName', 'stepId', 'stepStart'] })
     },
     {
         weight: 6, arbitrary: fc.record({
@@ -345,6 +367,9 @@ class Body {
     time(t: number): this { return this.u8(OP_TIME).f64(t); }
     counter16(name: number, value: number): this { return this.u8(OP_COUNTER16).u16(name).f64(value); }
     raw(b: Iterable<number>): this { this.bytes.push(...b); return this; }
+    /** Padding to the next multiple of 8 bytes (a block's body starts at one). */
+    pad(): this { while (this.bytes.length % 8 !== 0) this.u8(OP_PAD); return this; }
+    time8(t: number): this { return this.pad().u32(OP_TIME8).u32(0).f64(t); }
     get(): Uint8Array { return Uint8Array.from(this.bytes); }
 }
 
@@ -377,7 +402,7 @@ describe('damaged blocks', () => {
     it('an unknown operation is named with its byte', () => {
         expectDamaged(new Body().str('a').wall(1).counter(0, 1, 1).u8(200).raw(new Uint8Array(40)).get(), /unknown operation 200 at byte 36/);
         let error: unknown;
-        try { new TraceDecoder().skip(new Body().u8(0).get()); } catch (e) { error = e; }
+        try { new TraceDecoder().skip(new Body().u8(99).get()); } catch (e) { error = e; }
         expect(error).toBeInstanceOf(BlockFormatError);
     });
 
@@ -410,29 +435,85 @@ describe('damaged blocks', () => {
         expectDamaged(new Body().str('a').wall(1).u8(OP_TIME).f64(1).get().subarray(0, 20), /runs past the end/);
     });
 
-    it('writes compact records while string ids fit 16 bits, and the general ones after: both decode the same', () => {
+    it('writes aligned records while string ids fit 16 bits, and the general ones after: both decode the same', () => {
         const script: Op[] = [{ op: 'wall', w: 5 }];
         const span = (i: number): Op => ({ op: 'child', cat: 1, name: 'delay', id: 10 + i, parent: 1, subject: 'Customer#', serial: i, loc: { file: 'a.twin', line: 2, column: 3 }, start: i, end: i + 1 });
-        const served = (i: number): Op => ({ op: 'served', name: 'queue Teller', id: 20 + i, parent: 1, subject: 'Customer#', serial: i, start: 0, end: i + 1, busyName: 'Teller.busy', busy: 3, queueName: 'Teller.queue', queue: i });
-        script.push(span(0), served(0), { op: 'entity', name: 'Customer', id: 1, subject: 'Customer#', serial: 7, start: 0, end: 1, wallStart: 2 }, { op: 'counter', name: 'q', t: 1, value: 3 });
+        const served = (i: number, busy = 3): Op => ({ op: 'served', name: 'queue Teller', id: 20 + i, parent: 1, subject: 'Customer#', serial: i, start: 0, end: i + 1, busyName: 'Teller.busy', busy, queueName: 'Teller.queue', queue: i });
+        const leaves = (i: number): Op => ({
+            op: 'entityStep', name: 'Customer', id: 30 + i, subject: 'Customer#', serial: i, start: 0, end: i + 1, wallStart: 2, stepName: 'delay', stepId: 40 + i,
+            loc: { file: 'a.twin', line: 4, column: 5 }, stepStart: 0.5
+        });
+        script.push(span(0), served(0), { op: 'entity', name: 'Customer', id: 1, subject: 'Customer#', serial: 7, start: 0, end: 1, wallStart: 2 }, leaves(0), { op: 'counter', name: 'q', t: 1, value: 3 });
+        // A counter at a new time; levels that are not whole numbers (a served wait whose busy level is not one goes as a span and two counters).
+        script.push({ op: 'counter', name: 'q', t: 1.5, value: 4 }, { op: 'counter', name: 'level', t: 1.5, value: 3.25 }, served(9, 2.5), { op: 'counter', name: 'level', t: 1.75, value: -1 });
         // 70,000 more strings: past 65,535, every hot record takes the general layout.
         for (let i = 0; i < 70_000; i++) script.push({ op: 'counter', name: `c${i}`, t: 2, value: i });
-        script.push(span(1), served(1), { op: 'entity', name: 'Customer', id: 2, subject: 'Customer#', serial: 8, start: 0, end: 3, wallStart: 2 }, { op: 'counter', name: 'q', t: 4, value: 5 });
+        script.push(span(1), served(1), { op: 'entity', name: 'Customer', id: 2, subject: 'Customer#', serial: 8, start: 0, end: 3, wallStart: 2 }, leaves(1), { op: 'counter', name: 'q', t: 4, value: 5 });
         const { blocks, records } = encodeAll(script, 256 * 1024);
         const decoder = new TraceDecoder();
         const decoded: TraceRecord[] = [];
         const ops = new Set<number>();
+        const aligned = new Set([OP_TIME8, OP_COUNT8, OP_COUNT8_AT, OP_COUNTER8, OP_ENTITY8, OP_CHILD8, OP_SERVED8, OP_ENTITY_STEP8]);
+        const fixed: Record<number, number> = {
+            [OP_PAD]: 1, [OP_WALL]: 9, [OP_COUNTER]: 21, [OP_TIME8]: 16, [OP_COUNT8]: 8, [OP_COUNT8_AT]: 16, [OP_COUNTER8]: 16, [OP_ENTITY8]: 32, [OP_CHILD8]: 32, [OP_SERVED8]: 40, [OP_ENTITY_STEP8]: 48
+        };
         for (const b of blocks) {
             decoder.decode(bodyOf(b), r => { decoded.push(r); });
+            const dv = new DataView(b.buffer, b.byteOffset);
             for (let p = BLOCK_HEAD; p < b.length;) {
-                ops.add(b[p]);
-                const dv = new DataView(b.buffer, b.byteOffset);
-                const size: Record<number, number> = { [OP_STRING]: 5 + dv.getUint32(p + 1, true), [OP_WALL]: 9, [OP_TIME]: 9, [OP_COUNTER16]: 11, [OP_COUNTER]: 21, [OP_ENTITY]: 29, [OP_CHILD]: 28, [OP_SERVED]: 45, [OP_SPAN]: (b[p + 1] & 0x80) !== 0 ? 50 : 42 };
-                p += size[b[p]];
+                const o = b[p];
+                ops.add(o);
+                // Written through typed arrays: each at a multiple of 8 bytes from the start of its block.
+                if (aligned.has(o)) expect(p % 8, `operation ${o} at byte ${p}`).toBe(0);
+                const size = o === OP_STRING ? 5 + dv.getUint32(p + 1, true) : o === OP_SPAN ? ((b[p + 1] & 0x80) !== 0 ? 50 : 42) : fixed[o];
+                expect(size, `operation ${o}`).toBeGreaterThan(0);
+                p += size;
             }
         }
         expect(decoded).toEqual(records);
-        for (const o of [OP_CHILD, OP_ENTITY, OP_SERVED, OP_COUNTER16, OP_TIME, OP_SPAN, OP_COUNTER]) expect(ops.has(o), String(o)).toBe(true);
+        for (const o of [...aligned, OP_SPAN, OP_COUNTER, OP_PAD]) expect(ops.has(o), String(o)).toBe(true);
+        for (const o of [OP_TIME, OP_COUNTER16, OP_ENTITY, OP_CHILD, OP_SERVED]) expect(ops.has(o), String(o)).toBe(false);
+    });
+
+    it('reads the unaligned compact operations of version 3 files (TIME, COUNTER16, ENTITY, CHILD, SERVED)', () => {
+        const loc = { file: 'a.twin', line: 2, column: 3 };
+        // Strings 0–6: Customer, Customer#, delay, queue Teller, Teller.busy, Teller.queue, the location.
+        const body = new Body().str('Customer').str('Customer#').str('delay').str('queue Teller').str('Teller.busy').str('Teller.queue').str(JSON.stringify(loc))
+            .wall(5).time(2).counter16(5, 1.5)
+            .u8(OP_CHILD).u8(1).u16(2).u32(11).u32(1).u16(1).u32(7).u16(6).f64(1)
+            .u8(OP_SERVED).u16(3).u32(12).u32(1).u16(1).u32(8).f64(0.5).u16(4).f64(3).u16(5).f64(0)
+            .u8(OP_ENTITY).u16(0).u32(1).u16(1).u32(7).f64(0.25).f64(4)
+            .u8(OP_ENTITY).u16(0).u32(2).u16(0xffff).u32(NONE).f64(0.25).f64(4)
+            .get();
+        const got: TraceRecord[] = [];
+        new TraceDecoder().decode(body, r => { got.push(r); });
+        expect(got).toEqual([
+            { kind: 'counter', name: 'Teller.queue', t: 2, wall: 5, value: 1.5 },
+            { kind: 'span', id: 11, parent: 1, name: 'delay', cat: 'step', start: 1, end: 2, wallStart: 5, wallEnd: 5, subject: 'Customer#7', loc },
+            { kind: 'span', id: 12, parent: 1, name: 'queue Teller', cat: 'queue', start: 0.5, end: 2, wallStart: 5, wallEnd: 5, subject: 'Customer#8' },
+            { kind: 'counter', name: 'Teller.busy', t: 2, wall: 5, value: 3 },
+            { kind: 'counter', name: 'Teller.queue', t: 2, wall: 5, value: 0 },
+            { kind: 'span', id: 1, name: 'Customer', cat: 'entity', start: 0.25, end: 2, wallStart: 4, wallEnd: 5, subject: 'Customer#7' },
+            { kind: 'span', id: 2, name: 'Customer', cat: 'entity', start: 0.25, end: 2, wallStart: 4, wallEnd: 5 }
+        ]);
+    });
+
+    it('an aligned record with no simulated time before it in its block, cut short, or of an unknown category', () => {
+        const head = (): Body => new Body().str('a').wall(1);
+        expectDamaged(head().pad().u32(OP_COUNT8).u32(3).get(), /^a record at byte 16 of its block has no simulated time before it$/);
+        const counted = head().pad().u32(OP_COUNT8_AT).u32(3).f64(2).u32(OP_COUNT8).u32(4).get();
+        const got: TraceRecord[] = [];
+        new TraceDecoder().decode(counted, r => { got.push(r); });
+        expect(got).toEqual([{ kind: 'counter', name: 'a', t: 2, wall: 1, value: 3 }, { kind: 'counter', name: 'a', t: 2, wall: 1, value: 4 }]);
+        // The time of a COUNT8_AT holds for the records after it even when a reader starts past it.
+        const after: TraceRecord[] = [];
+        new TraceDecoder().decode(counted, r => { after.push(r); }, 1);
+        expect(after).toEqual([got[1]]);
+        const entity = head().time8(2).u32(OP_ENTITY8).u32(1).u32(0xffff).u32(NONE).f64(0).f64(0).get();
+        expect(() => new TraceDecoder().decode(entity, () => undefined)).not.toThrow();
+        expectDamaged(entity.subarray(0, entity.length - 1), /^a record at byte 32 runs past the end of its block$/);
+        expectDamaged(head().time8(2).u32(OP_CHILD8 | 9 << 8).u32(2).u32(1).u32(0xffffffff).u32(NONE).u32(0).f64(0).get(), /^unknown span category 9 at byte 32$/);
+        expectDamaged(head().u8(OP_TIME8).get(), /runs past the end/);
     });
 
     it('a span of an unknown category', () => {
@@ -481,10 +562,16 @@ describe('damaged blocks', () => {
         const script: Op[] = [];
         for (let i = 0; i < 400; i++) {
             script.push({ op: 'wall', w: i });
-            script.push(i % 3 === 0
-                ? { op: 'span', cat: i % 5, name: `s${i % 7}`, id: i + 1, parent: i % 4, subject: 'Customer#', serial: i, loc: { file: 'f.twin', line: i, column: 1 }, start: i, end: i + 1, wallStart: i % 2 === 0 ? 'now' : i - 1 }
-                : i % 3 === 1 ? { op: 'counter', name: `c${i % 5}`, t: i, value: i }
-                    : { op: 'record', r: { kind: 'instant', name: `log ${i}`, t: i, wall: i, attrs: { k: i } } });
+            // The general operations, the aligned ones (the engine's) and JSON, in turn.
+            const loc = { file: 'f.twin', line: i, column: 1 };
+            const kind = i % 6;
+            script.push(kind === 0
+                ? { op: 'span', cat: i % 5, name: `s${i % 7}`, id: i + 1, parent: i % 4, subject: 'Customer#', serial: i, loc, start: i, end: i + 1, wallStart: i % 2 === 0 ? 'now' : i - 1 }
+                : kind === 1 ? { op: 'counter', name: `c${i % 5}`, t: i, value: i % 4 === 1 ? i + 0.5 : i }
+                    : kind === 2 ? { op: 'record', r: { kind: 'instant', name: `log ${i}`, t: i, wall: i, attrs: { k: i } } }
+                        : kind === 3 ? { op: 'served', name: 'queue R', id: i + 1, parent: i, subject: 'Customer#', serial: i, start: i - 1, end: i, busyName: 'R.busy', busy: 1, queueName: 'R.queue', queue: i % 3 }
+                            : kind === 4 ? { op: 'entityStep', name: 'Customer', id: i, subject: 'Customer#', serial: i, start: 0, end: i, wallStart: 1, stepName: 'delay', stepId: i + 1, loc, stepStart: i - 1 }
+                                : { op: 'child', cat: 1, name: 'delay', id: i + 1, parent: i, subject: 'Customer#', serial: i, loc, start: i - 1, end: i });
         }
         writeBinaryTraceHeader(file, HEADER);
         const start = fs.statSync(file).size;
@@ -610,7 +697,7 @@ describe('binary trace files', () => {
         expect(reader.truncated).toBe(false);
     });
 
-    it('reads a version 2 file (its counters and spans carry their own times and 32-bit string ids); refuses a version it does not know', async () => {
+    it('reads a version 2 file (its counters and spans carry their own times and 32-bit string ids), and the same in versions 3 and 4; refuses a version it does not know', async () => {
         const file = path.join(dir, 'trace.aimtrace');
         const body = new Body().str('q').str('delay').wall(7).counter(0, 1.5, 2)
             .u8(OP_SPAN).u8(1).u32(1).u32(9).u32(0).u32(NONE).u32(NONE).u32(NONE).f64(1).f64(2).get();
@@ -626,8 +713,13 @@ describe('binary trace files', () => {
             { kind: 'counter', name: 'q', t: 1.5, wall: 7, value: 2 },
             { kind: 'span', id: 9, name: 'delay', cat: 'step', start: 1, end: 2, wallStart: 7, wallEnd: 7 }
         ]);
-        fs.writeFileSync(file, Buffer.concat([Buffer.from(header(4)), head, body]));
-        await expect(collect(readTrace(file))).rejects.toThrow(/binary trace version 4 is not one this reader knows \(2 or 3\)/);
+        // Version 3 (the unaligned compact operations) and 4 hold the same operations as 2, and more.
+        for (const version of [3, 4]) {
+            fs.writeFileSync(file, Buffer.concat([Buffer.from(header(version)), head, body]));
+            expect((await collect(readTrace(file))).length, `version ${version}`).toBe(3);
+        }
+        fs.writeFileSync(file, Buffer.concat([Buffer.from(header(5)), head, body]));
+        await expect(collect(readTrace(file))).rejects.toThrow(/binary trace version 5 is not one this reader knows \(2, 3 or 4\)/);
     });
 
     it('an empty file, a header alone and a cut header', async () => {
@@ -636,7 +728,7 @@ describe('binary trace files', () => {
         await expect(collect(readTrace(file))).rejects.toThrow(new TraceFormatError(file, 1, 'the trace file is empty'));
         writeBinaryTraceHeader(file, HEADER);
         const reader = readTrace(file);
-        expect(await collect(reader)).toEqual([{ ...HEADER, version: 3, encoding: 'binary' }]);
+        expect(await collect(reader)).toEqual([{ ...HEADER, version: BINARY_TRACE_VERSION, encoding: 'binary' }]);
         expect(reader.truncated).toBe(false);
         const header = fs.readFileSync(file);
         fs.writeFileSync(file, header.subarray(0, header.length - 10));
@@ -690,6 +782,17 @@ describe('binary trace files', () => {
         bytes.writeUInt32LE(counts[1] + 500, blockEnds[0] + 8);
         fs.writeFileSync(file, bytes);
         await expect(collect(readTraceFrom(file, counts[0] + counts[1] + 3))).rejects.toThrow(`its head says ${counts[1] + 500} records, its body holds fewer`);
+        // The first block saying it has none: read from 0, it is not passed over as a block of strings alone.
+        const first = traceFile(1000, 'first.aimtrace');
+        const firstBytes = fs.readFileSync(first.file);
+        const at = firstBytes.indexOf('\n') + 1;
+        firstBytes.writeUInt32LE(0, at + 8);
+        fs.writeFileSync(first.file, firstBytes);
+        const message = `${first.file}: block 0 at byte ${at}: its head says 0 records, its body holds ${first.counts[0]} (the trace is damaged)`;
+        await expect(collect(readTrace(first.file))).rejects.toThrow(message);
+        expect(() => writeJsonl(first.file, path.join(dir, 'out.jsonl'))).toThrow(message);
+        // Skipped to a record past it, the block is read for its strings, and its count still checked.
+        await expect(collect(readTraceFrom(first.file, first.counts[0] + first.counts[1] - 1))).rejects.toThrow(`block 0 at byte ${at}: its head says 0 records, its body holds ${first.counts[0]}`);
     });
 });
 

@@ -71,7 +71,7 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
             expect(seq).toBe(read.length);
             read.push(record);
         }
-        expect(reader.header).toMatchObject({ runId, version: 3, encoding: 'binary' });
+        expect(reader.header).toMatchObject({ runId, version: 4, encoding: 'binary' });
         expect(reader.records).toBe(read.length);
         expect(read.length).toBeGreaterThan(1000);
         expect(reader.truncated).toBe(completeBlocksEnd(file) < fs.statSync(file).size);
