@@ -20,7 +20,7 @@
  */
 import * as fs from 'node:fs';
 import { TraceBatch, TraceEnd, TraceGap, type RunState } from '../../protocol/index.js';
-import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from '../trace/binary.js';
+import { BLOCK_BYTES, BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from '../trace/binary.js';
 import { readTraceHeader } from '../trace/read.js';
 import { TraceFormatError } from '../trace/jsonl.js';
 
@@ -185,7 +185,7 @@ export function openTraceTail(runId: string, file: string, pollMs = 20): TraceTa
  * open, holds a few hundred KiB in all rather than a block buffer per tail.
  */
 const head = Buffer.allocUnsafe(BLOCK_HEAD);
-let bodyBuffer = Buffer.allocUnsafe(256 * 1024);
+let bodyBuffer = Buffer.allocUnsafe(BLOCK_BYTES);
 /** Which tail's (by number) block the shared body buffer holds (a block, once complete, never changes). */
 let bodyOwner = 0;
 let bodyBlock = -1;

@@ -69,6 +69,14 @@ import type { SourceLocation, SpanCategory, SpanRecord, TraceRecord } from '../.
 
 export const BLOCK_MAGIC = 0x31424941; // "AIB1"
 export const BLOCK_HEAD = 16;
+/**
+ * The engine's block size: 1 MiB, about 9,000 customers of the bank example, or 3 ms of its
+ * traced run. Written to the file from the simulation's thread, a 1 MiB block costs it about one
+ * point of untraced speed less than a 256 KiB one (bank, 2 M customers in one process: 75.6–76.3%
+ * against 74.9%), and a reader that wants a record in it reads it whole (the server's live
+ * subscribers: a few tens of such reads a second).
+ */
+export const BLOCK_BYTES = 1024 * 1024;
 export const OP_COUNTER = 1;
 export const OP_SPAN = 2;
 export const OP_JSON = 3;
@@ -134,7 +142,7 @@ export interface TraceBlockSink {
 }
 
 export interface EncoderOptions {
-    /** Block capacity in bytes (default 256 KiB); a record larger than that gets a block of its own. */
+    /** Block capacity in bytes (default BLOCK_BYTES); a record larger than that gets a block of its own. */
     readonly blockBytes?: number;
     /** flushIfDue flushes when this many milliseconds have passed since the last flush (default 100). */
     readonly flushMs?: number;
@@ -192,7 +200,7 @@ export class TraceEncoder {
     private home: Uint8Array | undefined;
 
     constructor(private readonly sink: TraceBlockSink, options: EncoderOptions = {}) {
-        this.use(new Uint8Array(align8(Math.max(4096, options.blockBytes ?? 256 * 1024))));
+        this.use(new Uint8Array(align8(Math.max(4096, options.blockBytes ?? BLOCK_BYTES))));
         this.flushMs = options.flushMs ?? 100;
         this.now = options.now ?? (() => performance.now());
         this.lastFlush = this.now();

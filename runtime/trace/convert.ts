@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.js';
+import { BLOCK_BYTES, BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.js';
 import { readTraceHeader, TraceFormatError } from './read.js';
 import { TRACE_VERSION } from './jsonl.js';
 
@@ -37,7 +37,7 @@ export function writeJsonl(traceFile: string, out: string): ConvertStats {
         fs.writeSync(outFd, JSON.stringify({ kind, format, version: TRACE_VERSION, ...rest }) + '\n');
         const decoder = new TraceDecoder();
         const head = Buffer.allocUnsafe(BLOCK_HEAD);
-        let body = Buffer.allocUnsafe(256 * 1024);
+        let body = Buffer.allocUnsafe(BLOCK_BYTES);
         let offset = bytes;
         let records = 0;
         let truncated = false;

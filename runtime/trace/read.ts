@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import type { TraceRecord } from '../../protocol/index.js';
-import { BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.js';
+import { BLOCK_BYTES, BLOCK_HEAD, BlockFormatError, blockHead, TraceDecoder } from './binary.js';
 import { TRACE_FORMAT, TraceFormatError, TraceReader as JsonlTraceReader, type SequencedRecord, type TraceHeader } from './jsonl.js';
 
 export { TraceFormatError, type SequencedRecord, type TraceHeader } from './jsonl.js';
@@ -143,7 +143,7 @@ export class TraceFileReader implements AsyncIterable<TraceHeader | TraceRecord>
             yield undefined;
             const decoder = new TraceDecoder();
             const head = Buffer.allocUnsafe(BLOCK_HEAD);
-            let body = Buffer.allocUnsafe(256 * 1024);
+            let body = Buffer.allocUnsafe(BLOCK_BYTES);
             let block = 0;
             const out: TraceRecord[] = [];
             for (;;) {
