@@ -294,6 +294,12 @@ export class TraceEncoder {
         this.records++;
     }
 
+    /** Where an aligned record ending at simulated time `end` goes: after room for it, and the TIME it needs. */
+    private at(end: number): number {
+        const p = this.pos > this.limit ? this.room() : this.pos;
+        return end === this.timeNow ? p : this.time(p, end);
+    }
+
     /** Writes TIME `t` at `p` (aligned; room was made for it); returns where the record goes. */
     private time(p: number, t: number): number {
         this.u32[p >> 2] = OP_TIME8;
@@ -312,9 +318,7 @@ export class TraceEncoder {
             this.span(CAT_ENTITY, name, id, 0, subject, serial, NONE, start, end, wallStart);
             return;
         }
-        let p = this.pos;
-        if (p > this.limit) p = this.room();
-        if (end !== this.timeNow) p = this.time(p, end);
+        const p = this.at(end);
         const u32 = this.u32;
         const w = p >> 2;
         const f = p >> 3;
@@ -343,9 +347,7 @@ export class TraceEncoder {
             this.entitySpan(name, id, subject, serial, start, end, wallStart);
             return;
         }
-        let p = this.pos;
-        if (p > this.limit) p = this.room();
-        if (end !== this.timeNow) p = this.time(p, end);
+        const p = this.at(end);
         const u32 = this.u32;
         const w = p >> 2;
         const f = p >> 3;
@@ -371,9 +373,7 @@ export class TraceEncoder {
             this.span(cat, name, id, parent, subject, serial, loc, start, end, this.wallNow);
             return;
         }
-        let p = this.pos;
-        if (p > this.limit) p = this.room();
-        if (end !== this.timeNow) p = this.time(p, end);
+        const p = this.at(end);
         const u32 = this.u32;
         const w = p >> 2;
         u32[w] = OP_CHILD8 | cat << 8 | name << 16;
@@ -400,9 +400,7 @@ export class TraceEncoder {
             this.counter(queueName, end, queue);
             return;
         }
-        let p = this.pos;
-        if (p > this.limit) p = this.room();
-        if (end !== this.timeNow) p = this.time(p, end);
+        const p = this.at(end);
         const u32 = this.u32;
         const w = p >> 2;
         u32[w] = OP_SERVED8 | name << 16;

@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TraceRecord } from '../../protocol/index.js';
 import { exportCommand } from '../../runtime/cli/trace.js';
 import { RunStore } from '../../runtime/store/run-store.js';
-import { readTrace } from '../../runtime/trace/read.js';
+import { BLOCK_BYTES } from '../../runtime/trace/binary.js';
+import { BINARY_TRACE_VERSION, readTrace } from '../../runtime/trace/read.js';
 import { createFakeModel } from '../experiment/fake-model.js';
 import { buildFakeWorker, ROOT } from '../experiment/support.js';
 import { ensureBuilt } from '../support/build.js';
@@ -55,9 +56,10 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
         });
         const store = new RunStore(dir);
         const file = store.file(runId, 'trace.aimtrace');
-        // Kill it in the middle of writing: once a few blocks of records are on disk.
+        // Kill it in the middle of writing: once a whole block of records is on disk (a file past two
+        // blocks' size has its first one whole: a block's write grows the file as it goes).
         await new Promise<void>(resolve => {
-            const poll = setInterval(() => { if (fs.statSync(file).size > 400_000) { clearInterval(poll); resolve(); } }, 10);
+            const poll = setInterval(() => { if (fs.statSync(file).size > 2 * BLOCK_BYTES) { clearInterval(poll); resolve(); } }, 10);
         });
         expect(store.list().find(r => r.id === runId)?.state).toBe('running');
         proc.kill('SIGKILL');
@@ -71,7 +73,7 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
             expect(seq).toBe(read.length);
             read.push(record);
         }
-        expect(reader.header).toMatchObject({ runId, version: 4, encoding: 'binary' });
+        expect(reader.header).toMatchObject({ runId, version: BINARY_TRACE_VERSION, encoding: 'binary' });
         expect(reader.records).toBe(read.length);
         expect(read.length).toBeGreaterThan(1000);
         expect(reader.truncated).toBe(completeBlocksEnd(file) < fs.statSync(file).size);
@@ -108,7 +110,7 @@ describe('a run killed with SIGKILL while it writes its trace', () => {
             const poll = setInterval(() => {
                 const run = fs.existsSync(store.root) ? store.list()[0] : undefined;
                 const file = run ? path.join(store.folder(run.id), '.trace.aimtrace.part') : undefined;
-                if (file && fs.existsSync(file) && fs.statSync(file).size > 300_000) { clearInterval(poll); resolve(file); }
+                if (file && fs.existsSync(file) && fs.statSync(file).size > 2 * BLOCK_BYTES) { clearInterval(poll); resolve(file); }
             }, 10);
         });
         proc.kill('SIGKILL');
