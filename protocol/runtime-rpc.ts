@@ -301,7 +301,11 @@ export const TraceBatch = notification<{ readonly runId: string; readonly seq: n
 /** Records `fromSeq`…`toSeq` (`missed` of them) were dropped for this subscriber: it fell too far behind. */
 export const TraceGap = notification<{ readonly runId: string; readonly missed: number; readonly fromSeq: number; readonly toSeq: number }>('trace.gap');
 /** The run ended and every record up to `seq` (exclusive) was sent or reported missed. */
-/** `damaged`: the stored trace could not be read past record `seq` (the block there is damaged); records after it are not sent. */
+/**
+ * `damaged`: the stored trace could not be read past record `seq` (the block there is damaged, named in the text); records
+ * after it are not sent. A subscriber that had been sent records past that block (it resumed there before another reader
+ * found the damage) gets its own position as `seq`: a subscriber's `seq` never goes back.
+ */
 export const TraceEnd = notification<{ readonly runId: string; readonly seq: number; readonly state: RunState; readonly damaged?: string }>('trace.end');
 export const RunProgress = notification<{
     readonly runId: string;

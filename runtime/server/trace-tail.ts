@@ -532,7 +532,10 @@ export class TraceSubscription {
             }
             if (tail.isEnded) {
                 const damaged = tail.damaged;
-                this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq: tail.count, state: tail.state, ...(damaged ? { damaged } : {}) } }));
+                // A subscriber sent records past a block that another then found damaged is past the
+                // trace's end as it now stands: its end is where it is, so that seq never goes back.
+                const seq = Math.max(tail.count, this.seq);
+                this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq, state: tail.state, ...(damaged ? { damaged } : {}) } }));
                 this.close();
                 this.onEnd();
             }

@@ -78,9 +78,10 @@ function jsonlTrace(records: number, extra = ''): string {
 
 /**
  * A binary trace of 3,000 counters whose block 10 (it defines no strings: poll counts it
- * without reading it) has its first operation made unknown; `before`: the records ahead of it.
+ * without reading it) has its first operation made unknown; `before`: the records ahead of it,
+ * `after`: the records up to its end.
  */
-function damagedTrace(): { file: string; before: number } {
+function damagedTrace(): { file: string; before: number; after: number } {
     const file = binaryTrace(3000);
     const bytes = fs.readFileSync(file);
     let at = bytes.indexOf(0x0a) + 1;
@@ -91,9 +92,10 @@ function damagedTrace(): { file: string; before: number } {
         at += 16 + head.bodyBytes;
     }
     expect(blockHead(bytes, at).strings).toBe(0);
+    const after = before + blockHead(bytes, at).records;
     bytes[at + 16] = 200;
     fs.writeFileSync(file, bytes);
-    return { file, before };
+    return { file, before, after };
 }
 
 /** The `t` of each record of a batch's text. */
@@ -293,6 +295,27 @@ describe('TraceTail of a binary trace', () => {
         await vi.waitFor(() => expect(socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!)).toHaveLength(indexed), { timeout: 1000, interval: 5 });
         tail.end('completed');
         expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: indexed, damaged: expect.stringMatching(/EIO/) } });
+        tail.close();
+    });
+
+    it('a subscriber sent records past a block another then finds damaged ends where it is: its seq never goes back', () => {
+        const { file, before, after } = damagedTrace();
+        const tail = openTraceTail('r', file) as BinaryTraceTail;
+        tail.poll();
+        const limits = { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 };
+        // Resumed past the damaged block: sent everything after it.
+        const ahead = new StalledSocket();
+        tail.add(new TraceSubscription(tail, ahead, after + 10, limits, () => undefined));
+        const sentAhead = ahead.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
+        expect(sentAhead).toEqual(Array.from({ length: 3000 - after - 10 }, (_, i) => counter(after + 10 + i)));
+        // From the start: meets the damage, and the trace now ends before it.
+        const behind = new StalledSocket();
+        tail.add(new TraceSubscription(tail, behind, 0, limits, () => undefined));
+        expect(tail.count).toBe(before);
+        tail.end('completed');
+        const end = (socket: StalledSocket): unknown => socket.messages.find(m => m.method === 'trace.end')?.params;
+        expect(end(behind)).toMatchObject({ seq: before, damaged: expect.stringMatching(/unknown operation 200/) });
+        expect(end(ahead)).toMatchObject({ seq: 3000, damaged: expect.stringMatching(/unknown operation 200/) });
         tail.close();
     });
 
