@@ -182,7 +182,7 @@ export function openTraceTail(runId: string, file: string, pollMs = 20): TraceTa
 /**
  * Read buffers shared by every tail of the server: reads are synchronous and never nested,
  * so a server following many runs, or one whose stalled subscriber keeps ended runs' tails
- * open, holds a few hundred KiB in all rather than a block buffer per tail.
+ * open, holds one block's buffer (1 MiB, or the largest block read) in all rather than one per tail.
  */
 const head = Buffer.allocUnsafe(BLOCK_HEAD);
 let bodyBuffer = Buffer.allocUnsafe(BLOCK_BYTES);
@@ -251,7 +251,10 @@ export class BinaryTraceTail extends TraceTail {
         const k = this.blockOf(seq);
         try {
             const body = this.body(k, this.offsets[k], this.bodies[k]);
-            return this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
+            const made = this.decoder.json(body, seq - this.firsts[k], maxRecords, ',', false, maxChars);
+            // The head counts a record there that the body does not hold.
+            if (made.count === 0) throw new BlockFormatError(`its head says ${this.counts[k]} records, its body holds ${seq - this.firsts[k]} or fewer`);
+            return made;
         } catch (error) {
             // A damaged block (poll reads only strings), or one that cannot be read (an I/O error):
             // the trace ends before it for every subscriber.
@@ -457,6 +460,8 @@ const PACE_MS = 50;
 
 export class TraceSubscription {
     private seq: number;
+    /** Where what it was sent or told it missed ends (0: nothing yet; a resumed subscriber's earlier records do not count). */
+    private reached = 0;
     private closed = false;
     private retry: NodeJS.Timeout | undefined;
     /** What was sent and dropped, for the log. */
@@ -527,14 +532,15 @@ export class TraceSubscription {
                 if (paced) this.allowance -= count;
                 this.socket.send(`{"jsonrpc":"2.0","method":"${TraceBatch.method}","params":{"runId":${JSON.stringify(tail.runId)},"seq":${this.seq},"records":[${text}]}}`);
                 this.seq += count;
+                this.reached = this.seq;
                 this.sent += count;
                 continue;
             }
             if (tail.isEnded) {
                 const damaged = tail.damaged;
                 // A subscriber sent records past a block that another then found damaged is past the
-                // trace's end as it now stands: its end is where it is, so that seq never goes back.
-                const seq = Math.max(tail.count, this.seq);
+                // trace's end as it now stands: its end is where it got to, so that seq never goes back.
+                const seq = Math.max(tail.count, this.reached);
                 this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceEnd.method, params: { runId: tail.runId, seq, state: tail.state, ...(damaged ? { damaged } : {}) } }));
                 this.close();
                 this.onEnd();
@@ -561,6 +567,7 @@ export class TraceSubscription {
         this.socket.send(JSON.stringify({ jsonrpc: '2.0', method: TraceGap.method, params: { runId: tail.runId, missed, fromSeq: this.seq, toSeq: target - 1 } }));
         this.missed += missed;
         this.seq = target;
+        this.reached = target;
     }
 
     close(): void {

@@ -122,8 +122,11 @@ const ENTITY8_BYTES = 32;
 const CHILD8_BYTES = 32;
 const SERVED8_BYTES = 40;
 const ENTITY_STEP8_BYTES = 48;
-/** The most a hot record takes in the block, with the TIME before it (a served wait's fallback: SPAN, TIME, two counters). */
-const HOT_MAX = SPAN_BYTES + TIME8_BYTES + 2 * COUNTER8_BYTES;
+/**
+ * The most one hot record takes in the block: an ENTITY_STEP8 and the TIME8 before it, or a
+ * general SPAN (what room() makes room for; a fallback writing several goes through it for each).
+ */
+const HOT_MAX = Math.max(ENTITY_STEP8_BYTES + TIME8_BYTES, SPAN_BYTES);
 /**
  * The aligned operations are written through typed arrays, whose byte order is the machine's:
  * on a big-endian one, the engine writes the general (DataView, little-endian) ones instead.
@@ -614,7 +617,7 @@ export class TraceDecoder {
                 continue;
             }
             if (op === OP_PAD) {
-                p++;
+                p = this.pad(p);
                 continue;
             }
             const next = this.next(body, dv, p, op);
@@ -662,8 +665,8 @@ export class TraceDecoder {
             const op = body[p];
             if (op === OP_STRING) p = this.defineString(body, dv, p);
             else if (op === OP_WALL || op === OP_TIME) p = this.fixed(body, p, WALL_BYTES);
-            else if (op === OP_TIME8) p = this.fixed(body, p, TIME8_BYTES);
-            else if (op === OP_PAD) p++;
+            else if (op === OP_TIME8) p = this.fixed(body, this.aligned(p, op), TIME8_BYTES);
+            else if (op === OP_PAD) p = this.pad(p);
             else {
                 p = this.next(body, dv, p, op);
                 records += op === OP_SERVED || op === OP_SERVED8 ? 3 : op === OP_ENTITY_STEP8 ? 2 : 1;
@@ -690,6 +693,7 @@ export class TraceDecoder {
     /** A TIME (unaligned, version 3) or an aligned one. */
     private readTime(body: Uint8Array, dv: DataView, p: number, op: number): number {
         const bytes = op === OP_TIME ? TIME_BYTES : TIME8_BYTES;
+        if (op === OP_TIME8) this.aligned(p, op);
         if (p + bytes > body.byteLength) throw new BlockFormatError(`a record at byte ${p} runs past the end of its block`);
         this.setTime(dv.getFloat64(p + bytes - 8, true));
         return p + bytes;
@@ -698,6 +702,22 @@ export class TraceDecoder {
     private setTime(t: number): void {
         this.timeNow = t;
         this.hasTime = true;
+    }
+
+    /**
+     * Past a PAD at `p`. Padding only ever leads up to an aligned operation, so a zero at a
+     * multiple of 8 is not padding: it is damage (a block whose body came back as zeros after a
+     * crash would otherwise read as padding to its end, and hold fewer records than it says).
+     */
+    private pad(p: number): number {
+        if ((p & 7) === 0) throw new BlockFormatError(`unknown operation 0 at byte ${p} of a block`);
+        return p + 1;
+    }
+
+    /** `p`, where an aligned operation starts: a BlockFormatError unless at a multiple of 8 bytes (from the start of its block). */
+    private aligned(p: number, op: number): number {
+        if ((p & 7) !== 0) throw new BlockFormatError(`an aligned operation (${op}) at byte ${p} of a block is not at a multiple of 8`);
+        return p;
     }
 
     /** The end of a fixed-size operation at `p`. */
@@ -721,6 +741,7 @@ export class TraceDecoder {
     /** Where the operation at `p` ends. */
     private next(body: Uint8Array, dv: DataView, p: number, op: number): number {
         let end: number;
+        if (op >= OP_TIME8 && op <= OP_ENTITY_STEP8) this.aligned(p, op);
         if (op === OP_COUNT8) end = p + COUNT8_BYTES;
         else if (op === OP_SERVED8) end = p + SERVED8_BYTES;
         else if (op === OP_CHILD8) end = p + CHILD8_BYTES;

@@ -30,7 +30,7 @@ export interface TraceHeader {
     readonly clocks: { readonly sim: 's'; readonly wall: 'us' };
     /** Wall clock origin, microseconds since the Unix epoch. */
     readonly wallOrigin: number;
-    /** `binary` for versions 2 and 3 (the stored trace of runs); absent in JSON Lines (version 1). */
+    /** `binary` for versions 2 to 4 (the stored trace of runs); absent in JSON Lines (version 1). */
     readonly encoding?: 'binary';
 }
 

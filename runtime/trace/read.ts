@@ -1,5 +1,5 @@
 /**
- * Reading a stored trace, whatever its encoding: binary (versions 2 and 3, what runs store now, see
+ * Reading a stored trace, whatever its encoding: binary (versions 2 to 4, what runs store now, see
  * ./binary.ts) or JSON Lines (version 1: `aimatrix run --trace OUT.jsonl`, runs stored before
  * version 2). Both give the header, then `TraceRecord`s with their sequence numbers, never
  * holding the whole file; both leave out a cut last block or line (a run killed as it wrote)

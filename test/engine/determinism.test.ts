@@ -123,7 +123,7 @@ describe('tracing', () => {
         const m = await compile(`twin T {
   resource Desk capacity 1
   entity Job
-  source S creates Job every 1 min limit 20 into P
+  source S creates Job every 15 s limit 20 into P
   process P for Job {
     delay 10 s
     seize Desk
@@ -138,12 +138,15 @@ describe('tracing', () => {
         expect(entities.length).toBe(20);
         for (const job of entities) {
             const steps = spans.filter(s => s.cat === 'step' && s.parent === job.id);
-            // The 10 s step, after which it seizes the desk; the 20 s one, after which it leaves.
+            // The 10 s step, after which it seizes the desk or queues for it; the 20 s one, after which it leaves.
             expect(steps.map(s => [s.end - s.start, s.subject, s.loc?.line])).toEqual([[10, job.subject, 6], [20, job.subject, 8]]);
             expect(steps[1].end).toBe(job.end);
             for (const step of steps) expect(spans.indexOf(step)).toBeLessThan(spans.indexOf(job));
         }
         expect(new Set(spans.map(s => s.id)).size).toBe(spans.length);
+        // The desk is busy for 20 s of every 15: most jobs queue after their first step (which is then
+        // recorded once the job has queued), and a release takes the next one in as the job leaves.
+        expect(spans.filter(s => s.cat === 'queue').length).toBeGreaterThan(10);
 
         // A step that ended just before an error is in the trace, before the error.
         const failing = await compile(`twin T {

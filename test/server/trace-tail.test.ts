@@ -319,6 +319,32 @@ describe('TraceTail of a binary trace', () => {
         tail.close();
     });
 
+    it('a block whose head counts more records than its body holds ends the trace there, rather than leaving subscribers waiting', () => {
+        const { file, before, after } = damagedTrace();
+        // Block 10 whole again, but its head says five more records than it holds.
+        const bytes = fs.readFileSync(file);
+        const pristine = fs.readFileSync(binaryTrace(3000));
+        pristine.copy(bytes);
+        let at = bytes.indexOf(0x0a) + 1;
+        for (let k = 0; k < 10; k++) at += 16 + blockHead(bytes, at).bodyBytes;
+        bytes.writeUInt32LE(after - before + 5, at + 8);
+        fs.writeFileSync(file, bytes);
+        const tail = openTraceTail('r', file) as BinaryTraceTail;
+        tail.end('completed');
+        const socket = new StalledSocket();
+        let ended = false;
+        tail.add(new TraceSubscription(tail, socket, 0, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => { ended = true; }));
+        expect(ended).toBe(true);
+        const records = socket.messages.filter(m => m.method === 'trace.batch').flatMap(b => b.params.records!);
+        expect(records).toEqual(Array.from({ length: after }, (_, i) => counter(i)));
+        expect(socket.messages[socket.messages.length - 1]).toMatchObject({ method: 'trace.end', params: { seq: after, damaged: expect.stringMatching(/its head says \d+ records, its body holds/) } });
+        // Subscribed past the end of a stored trace: its end is the trace's, not where it asked to start.
+        const late = new StalledSocket();
+        tail.add(new TraceSubscription(tail, late, 5000, { maxLag: 1e9, highWater: 1e9, batchBytes: 65_536, maxRate: 0 }, () => undefined));
+        expect(late.messages).toMatchObject([{ method: 'trace.end', params: { seq: before } }]);
+        tail.close();
+    });
+
     it('ends a replay of a stored trace at a damaged block with trace.end saying so, rather than leaving it waiting', () => {
         const { file, before } = damagedTrace();
         const tail = openTraceTail('r', file);

@@ -513,7 +513,17 @@ describe('damaged blocks', () => {
         expect(() => new TraceDecoder().decode(entity, () => undefined)).not.toThrow();
         expectDamaged(entity.subarray(0, entity.length - 1), /^a record at byte 32 runs past the end of its block$/);
         expectDamaged(head().time8(2).u32(OP_CHILD8 | 9 << 8).u32(2).u32(1).u32(0xffffffff).u32(NONE).u32(0).f64(0).get(), /^unknown span category 9 at byte 32$/);
-        expectDamaged(head().u8(OP_TIME8).get(), /runs past the end/);
+        expectDamaged(head().pad().u8(OP_TIME8).get(), /runs past the end/);
+        // Aligned operations sit at multiples of 8, and padding only leads up to one: a zero at a
+        // multiple of 8 (a body that came back as zeros) is damage, not padding to the end.
+        expectDamaged(head().u8(OP_TIME8).u32(0).f64(2).get(), /^an aligned operation \(11\) at byte 15 of a block is not at a multiple of 8$/);
+        expectDamaged(head().time8(2).wall(3).u8(OP_COUNT8).u8(0).u16(0).u32(1).get(), /^an aligned operation \(12\) at byte 41 of a block is not at a multiple of 8$/);
+        expectDamaged(head().time8(2).u32(OP_COUNT8).u32(3).raw(new Uint8Array(24)).get(), /^unknown operation 0 at byte 40 of a block$/);
+        for (const body of [head().pad().raw(new Uint8Array(64)).get(), new Uint8Array(64)]) {
+            let error: unknown;
+            try { new TraceDecoder().skip(body); } catch (e) { error = e; }
+            expect((error as Error).message).toMatch(/^unknown operation 0 at byte (0|16) of a block$/);
+        }
     });
 
     it('a span of an unknown category', () => {
