@@ -796,154 +796,92 @@ export class TraceDecoder {
     }
 
     /**
-     * The span of an aligned CHILD or SERVED at `p` (id at +4, parent at +8, serial at +16),
-     * ending at the current TIME, its wall clock the current WALL.
+     * A span record of the operation at `p`, its keys in the one order every encoding gives:
+     * `parent` 0 is none, and `subject` and `loc` equal to `none` (0xffff in the compact
+     * operations, NONE in SPAN) are none.
      */
-    private childAt(dv: DataView, p: number, cat: SpanCategory, name: number, subject: number, loc: number, start: number): SpanRecord {
-        const parent = dv.getUint32(p + 8, true);
-        const wall = this.wall(p);
-        const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 4, true) };
+    private spanOf(p: number, id: number, parent: number, name: string, cat: SpanCategory, start: number, end: number, wallStart: number, wallEnd: number,
+        subject: number, serial: number, loc: number, none: number): SpanRecord {
+        const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id };
         if (parent !== 0) r.parent = parent;
-        r.name = this.str(name, p);
+        r.name = name;
         r.cat = cat;
         r.start = start;
-        r.end = this.time(p);
-        r.wallStart = wall;
-        r.wallEnd = wall;
-        if (subject !== 0xffff) r.subject = this.subject(subject, dv.getUint32(p + 16, true), p);
-        if (loc !== 0xffff) r.loc = this.location(loc, p);
+        r.end = end;
+        r.wallStart = wallStart;
+        r.wallEnd = wallEnd;
+        if (subject !== none) r.subject = this.subject(subject, serial, p);
+        if (loc !== none) r.loc = this.location(loc, p);
         return r as SpanRecord;
     }
 
-    /** The entity's span of an aligned ENTITY or ENTITY_STEP at `p` (name at +2, id at +4, subject at +8, serial at +12). */
-    private entityAt(dv: DataView, p: number, start: number, wallStart: number): SpanRecord {
-        const subject = dv.getUint16(p + 8, true);
-        const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 4, true) };
-        r.name = this.str(dv.getUint16(p + 2, true), p);
-        r.cat = 'entity';
-        r.start = start;
-        r.end = this.time(p);
-        r.wallStart = wallStart;
-        r.wallEnd = this.wall(p);
-        if (subject !== 0xffff) r.subject = this.subject(subject, dv.getUint32(p + 12, true), p);
-        return r as SpanRecord;
+    /** A counter record of the compact operation at `p`: at the current TIME and WALL. */
+    private counterOf(p: number, name: number, value: number): TraceRecord {
+        return { kind: 'counter', name: this.str(name, p), t: this.time(p), wall: this.wall(p), value };
     }
 
     /** Record `j` of the operation at `p` (SERVED holds three, ENTITY_STEP two). */
     private recordAt(body: Uint8Array, dv: DataView, p: number, op: number, j = 0): TraceRecord {
-        if (op === OP_COUNT8 || op === OP_COUNT8_AT) {
-            return { kind: 'counter', name: this.str(dv.getUint16(p + 2, true), p), t: this.time(p), wall: this.wall(p), value: dv.getUint32(p + 4, true) };
-        }
-        if (op === OP_SERVED8) {
-            if (j > 0) {
-                const name = dv.getUint16(j === 1 ? p + 14 : p + 20, true);
-                return { kind: 'counter', name: this.str(name, p), t: this.time(p), wall: this.wall(p), value: dv.getUint32(j === 1 ? p + 32 : p + 36, true) };
+        const none = 0xffff;
+        switch (op) {
+            // Version 4: aligned.
+            case OP_COUNT8:
+            case OP_COUNT8_AT:
+                return this.counterOf(p, dv.getUint16(p + 2, true), dv.getUint32(p + 4, true));
+            case OP_COUNTER8:
+                return this.counterOf(p, dv.getUint16(p + 2, true), dv.getFloat64(p + 8, true));
+            case OP_SERVED8: {
+                if (j > 0) return this.counterOf(p, dv.getUint16(p + (j === 1 ? 14 : 20), true), dv.getUint32(p + (j === 1 ? 32 : 36), true));
+                const wall = this.wall(p);
+                return this.spanOf(p, dv.getUint32(p + 4, true), dv.getUint32(p + 8, true), this.str(dv.getUint16(p + 2, true), p), 'queue',
+                    dv.getFloat64(p + 24, true), this.time(p), wall, wall, dv.getUint16(p + 12, true), dv.getUint32(p + 16, true), none, none);
             }
-            return this.childAt(dv, p, 'queue', dv.getUint16(p + 2, true), dv.getUint16(p + 12, true), 0xffff, dv.getFloat64(p + 24, true));
-        }
-        if (op === OP_CHILD8) {
-            return this.childAt(dv, p, this.category(body[p + 1], p), dv.getUint16(p + 2, true), dv.getUint16(p + 12, true), dv.getUint16(p + 14, true),
-                dv.getFloat64(p + 24, true));
-        }
-        if (op === OP_ENTITY8) return this.entityAt(dv, p, dv.getFloat64(p + 16, true), dv.getFloat64(p + 24, true));
-        if (op === OP_ENTITY_STEP8) {
-            if (j === 1) return this.entityAt(dv, p, dv.getFloat64(p + 24, true), dv.getFloat64(p + 32, true));
-            const subject = dv.getUint16(p + 8, true);
-            const loc = dv.getUint16(p + 20, true);
-            const wall = this.wall(p);
-            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 16, true) };
-            const parent = dv.getUint32(p + 4, true);
-            if (parent !== 0) r.parent = parent;
-            r.name = this.str(dv.getUint16(p + 10, true), p);
-            r.cat = 'step';
-            r.start = dv.getFloat64(p + 40, true);
-            r.end = this.time(p);
-            r.wallStart = wall;
-            r.wallEnd = wall;
-            if (subject !== 0xffff) r.subject = this.subject(subject, dv.getUint32(p + 12, true), p);
-            if (loc !== 0xffff) r.loc = this.location(loc, p);
-            return r as SpanRecord;
-        }
-        if (op === OP_COUNTER8) {
-            return { kind: 'counter', name: this.str(dv.getUint16(p + 2, true), p), t: this.time(p), wall: this.wall(p), value: dv.getFloat64(p + 8, true) };
-        }
-        if (op === OP_SERVED) {
-            if (j > 0) {
-                const at = j === 1 ? p + 25 : p + 35;
-                return { kind: 'counter', name: this.str(dv.getUint16(at, true), p), t: this.time(p), wall: this.wall(p), value: dv.getFloat64(at + 2, true) };
+            case OP_CHILD8: {
+                const wall = this.wall(p);
+                return this.spanOf(p, dv.getUint32(p + 4, true), dv.getUint32(p + 8, true), this.str(dv.getUint16(p + 2, true), p), this.category(body[p + 1], p),
+                    dv.getFloat64(p + 24, true), this.time(p), wall, wall, dv.getUint16(p + 12, true), dv.getUint32(p + 16, true), dv.getUint16(p + 14, true), none);
             }
-            const parent = dv.getUint32(p + 7, true);
-            const subject = dv.getUint16(p + 11, true);
-            const serial = dv.getUint32(p + 13, true);
-            const wall = this.wall(p);
-            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 3, true) };
-            if (parent !== 0) r.parent = parent;
-            r.name = this.str(dv.getUint16(p + 1, true), p);
-            r.cat = 'queue';
-            r.start = dv.getFloat64(p + 17, true);
-            r.end = this.time(p);
-            r.wallStart = wall;
-            r.wallEnd = wall;
-            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
-            return r as SpanRecord;
-        }
-        if (op === OP_COUNTER16) {
-            return { kind: 'counter', name: this.str(dv.getUint16(p + 1, true), p), t: this.time(p), wall: this.wall(p), value: dv.getFloat64(p + 3, true) };
-        }
-        if (op === OP_CHILD) {
-            const cat = this.category(body[p + 1], p);
-            const parent = dv.getUint32(p + 8, true);
-            const subject = dv.getUint16(p + 12, true);
-            const serial = dv.getUint32(p + 14, true);
-            const loc = dv.getUint16(p + 18, true);
-            const wall = this.wall(p);
-            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 4, true) };
-            if (parent !== 0) r.parent = parent;
-            r.name = this.str(dv.getUint16(p + 2, true), p);
-            r.cat = cat;
-            r.start = dv.getFloat64(p + 20, true);
-            r.end = this.time(p);
-            r.wallStart = wall;
-            r.wallEnd = wall;
-            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
-            if (loc !== 0xffff) r.loc = this.location(loc, p);
-            return r as SpanRecord;
-        }
-        if (op === OP_ENTITY) {
-            const subject = dv.getUint16(p + 7, true);
-            const serial = dv.getUint32(p + 9, true);
-            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 3, true) };
-            r.name = this.str(dv.getUint16(p + 1, true), p);
-            r.cat = 'entity';
-            r.start = dv.getFloat64(p + 13, true);
-            r.end = this.time(p);
-            r.wallStart = dv.getFloat64(p + 21, true);
-            r.wallEnd = this.wall(p);
-            if (subject !== 0xffff) r.subject = this.subject(subject, serial, p);
-            return r as SpanRecord;
-        }
-        if (op === OP_COUNTER) {
-            return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true), p), t: dv.getFloat64(p + 5, true), wall: this.wall(p), value: dv.getFloat64(p + 13, true) };
-        }
-        if (op === OP_SPAN) {
-            const flags = body[p + 1];
-            const cat = this.category(flags, p);
-            const parent = dv.getUint32(p + 10, true);
-            const subject = dv.getUint32(p + 14, true);
-            const serial = dv.getUint32(p + 18, true);
-            const loc = dv.getUint32(p + 22, true);
-            const wallEnd = this.wall(p);
-            const r: { -readonly [K in keyof SpanRecord]?: SpanRecord[K] } = { kind: 'span', id: dv.getUint32(p + 6, true) };
-            if (parent !== 0) r.parent = parent;
-            r.name = this.str(dv.getUint32(p + 2, true), p);
-            r.cat = cat;
-            r.start = dv.getFloat64(p + 26, true);
-            r.end = dv.getFloat64(p + 34, true);
-            r.wallStart = (flags & OWN_START) !== 0 ? dv.getFloat64(p + 42, true) : wallEnd;
-            r.wallEnd = wallEnd;
-            if (subject !== NONE) r.subject = this.subject(subject, serial, p);
-            if (loc !== NONE) r.loc = this.location(loc, p);
-            return r as SpanRecord;
+            case OP_ENTITY8:
+                return this.spanOf(p, dv.getUint32(p + 4, true), 0, this.str(dv.getUint16(p + 2, true), p), 'entity',
+                    dv.getFloat64(p + 16, true), this.time(p), dv.getFloat64(p + 24, true), this.wall(p), dv.getUint16(p + 8, true), dv.getUint32(p + 12, true), none, none);
+            case OP_ENTITY_STEP8: {
+                if (j === 1) {
+                    return this.spanOf(p, dv.getUint32(p + 4, true), 0, this.str(dv.getUint16(p + 2, true), p), 'entity',
+                        dv.getFloat64(p + 24, true), this.time(p), dv.getFloat64(p + 32, true), this.wall(p), dv.getUint16(p + 8, true), dv.getUint32(p + 12, true), none, none);
+                }
+                const wall = this.wall(p);
+                return this.spanOf(p, dv.getUint32(p + 16, true), dv.getUint32(p + 4, true), this.str(dv.getUint16(p + 10, true), p), 'step',
+                    dv.getFloat64(p + 40, true), this.time(p), wall, wall, dv.getUint16(p + 8, true), dv.getUint32(p + 12, true), dv.getUint16(p + 20, true), none);
+            }
+            // Version 3: compact, unaligned.
+            case OP_COUNTER16:
+                return this.counterOf(p, dv.getUint16(p + 1, true), dv.getFloat64(p + 3, true));
+            case OP_SERVED: {
+                if (j > 0) return this.counterOf(p, dv.getUint16(p + (j === 1 ? 25 : 35), true), dv.getFloat64(p + (j === 1 ? 27 : 37), true));
+                const wall = this.wall(p);
+                return this.spanOf(p, dv.getUint32(p + 3, true), dv.getUint32(p + 7, true), this.str(dv.getUint16(p + 1, true), p), 'queue',
+                    dv.getFloat64(p + 17, true), this.time(p), wall, wall, dv.getUint16(p + 11, true), dv.getUint32(p + 13, true), none, none);
+            }
+            case OP_CHILD: {
+                const cat = this.category(body[p + 1], p);
+                const wall = this.wall(p);
+                return this.spanOf(p, dv.getUint32(p + 4, true), dv.getUint32(p + 8, true), this.str(dv.getUint16(p + 2, true), p), cat,
+                    dv.getFloat64(p + 20, true), this.time(p), wall, wall, dv.getUint16(p + 12, true), dv.getUint32(p + 14, true), dv.getUint16(p + 18, true), none);
+            }
+            case OP_ENTITY:
+                return this.spanOf(p, dv.getUint32(p + 3, true), 0, this.str(dv.getUint16(p + 1, true), p), 'entity',
+                    dv.getFloat64(p + 13, true), this.time(p), dv.getFloat64(p + 21, true), this.wall(p), dv.getUint16(p + 7, true), dv.getUint32(p + 9, true), none, none);
+            // Every version: general.
+            case OP_COUNTER:
+                return { kind: 'counter', name: this.str(dv.getUint32(p + 1, true), p), t: dv.getFloat64(p + 5, true), wall: this.wall(p), value: dv.getFloat64(p + 13, true) };
+            case OP_SPAN: {
+                const flags = body[p + 1];
+                const cat = this.category(flags, p);
+                const wallEnd = this.wall(p);
+                const wallStart = (flags & OWN_START) !== 0 ? dv.getFloat64(p + 42, true) : wallEnd;
+                return this.spanOf(p, dv.getUint32(p + 6, true), dv.getUint32(p + 10, true), this.str(dv.getUint32(p + 2, true), p), cat,
+                    dv.getFloat64(p + 26, true), dv.getFloat64(p + 34, true), wallStart, wallEnd, dv.getUint32(p + 14, true), dv.getUint32(p + 18, true), dv.getUint32(p + 22, true), NONE);
+            }
         }
         const length = dv.getUint32(p + 1, true);
         const value = parseJson(text.decode(body.subarray(p + 5, p + 5 + length)), `the JSON record at byte ${p}`);
